@@ -1,0 +1,49 @@
+"""Per-process caches that live at most CACHE_SECONDS (SPEC §4).
+
+Every gunicorn worker keeps its own; a deactivated token or provider is refused by
+all of them once the entries they hold run out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from django.conf import settings
+
+V = TypeVar("V")
+
+_all: list[TTLCache] = []
+
+
+class TTLCache(Generic[V]):
+    """A dict whose entries expire after CACHE_SECONDS; exceptions are never cached."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._data: dict[Hashable, tuple[float, V]] = {}
+        self._max = max_entries
+        _all.append(self)
+
+    def get(self, key: Hashable, load: Callable[[], V]) -> V:
+        """The cached value of `key`, loading it when absent or stale."""
+        now = time.monotonic()
+        hit = self._data.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = load()
+        ttl = settings.CACHE_SECONDS
+        if ttl > 0:
+            if len(self._data) >= self._max:
+                self._data.clear()  # bounded memory beats a perfect hit rate
+            self._data[key] = (now + ttl, value)
+        return value
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+def clear_all() -> None:
+    """Forget everything cached in this process (tests, and after admin edits here)."""
+    for cache in _all:
+        cache.clear()

@@ -1,0 +1,67 @@
+"""The API's edge: tidy paths, refuse oversized bodies, and keep every /api/ answer JSON."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from storage_providers.schemas import status_msg
+
+from .api import error_response, json_response
+from .errors import MethodNotAllowed, RequestTooLarge
+
+SLASHES = re.compile(r"/{2,}")
+# Pages under /api/ that are not JSON by design.
+NOT_JSON_OK = ("/api/v2/docs", "/api/qiskit-cold-atom/docs")
+REASONS = {
+    400: "Bad request.",
+    403: "Forbidden.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    500: "Internal error.",
+}
+
+
+class ApiEdgeMiddleware:
+    """Runs first: repeated slashes count as one (SPEC §8), body limit (413), JSON errors."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "//" in request.path_info:
+            request.path_info = SLASHES.sub("/", request.path_info)
+            request.path = SLASHES.sub("/", request.path)
+        is_api = request.path_info.startswith("/api/")
+        if is_api and _content_length(request) > settings.MAX_REQUEST_BYTES:
+            return error_response(RequestTooLarge())
+        response = self.get_response(request)
+        if is_api and not _is_json(response) and not request.path_info.startswith(NOT_JSON_OK):
+            return _as_json(response)
+        return response
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _is_json(response: HttpResponse) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")
+
+
+def _as_json(response: HttpResponse) -> HttpResponse:
+    """A StatusMsgDict in place of a framework's HTML or empty answer."""
+    if response.status_code == 405:
+        return error_response(MethodNotAllowed())
+    code = response.status_code
+    detail = REASONS.get(code, "Request failed." if code >= 400 else "OK.")
+    answer = json_response(status_msg("None", "ERROR", detail, detail), code)
+    if "Allow" in response:
+        answer["Allow"] = response["Allow"]
+    return answer

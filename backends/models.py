@@ -1,0 +1,109 @@
+"""Storage providers, API tokens and the ledger of submitted jobs (SPEC §5)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+from storage_providers.registry import LoginError, check_login, masked_login
+
+name_validator = RegexValidator(
+    r"^[a-z0-9]+$", "Use lowercase letters and digits only (no spaces, no underscores)."
+)
+
+
+class StorageType(models.TextChoices):
+    DROPBOX = "dropbox", "Dropbox"
+    MONGODB = "mongodb", "MongoDB"
+    LOCAL = "local", "Local folder"
+
+
+class StorageProviderDb(models.Model):
+    """A storage that backends (spoolers) read their queue from; its name prefixes backend names."""
+
+    storage_type = models.CharField(max_length=20, choices=StorageType.choices)
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    is_active = models.BooleanField(default=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    description = models.CharField(max_length=500, blank=True, default="")
+    login = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "storage provider"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(storage_type__in=StorageType.values), name="known_storage_type"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.storage_type})"
+
+    def clean(self) -> None:
+        """Lower-case the typed name, then check it and that the login fits the type."""
+        self.name = (self.name or "").strip().lower()
+        errors: dict[str, str] = {}
+        try:
+            name_validator(self.name)
+        except ValidationError as exc:
+            errors["name"] = exc.messages[0]
+        try:
+            check_login(self.storage_type, self.login)
+        except LoginError as exc:
+            errors["login"] = str(exc)
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def masked_login(self) -> dict:
+        """The login with its secrets hidden, for lists and logs."""
+        return masked_login(self.storage_type, self.login)
+
+
+def token_digest(plaintext: str) -> str:
+    """The only form in which a token is stored and compared."""
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+class Token(models.Model):
+    """An API token; `key` holds its SHA-256 digest, never the token itself."""
+
+    key = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(default=timezone.now)
+    is_active = models.BooleanField(default=True)
+    storage_provider = models.ForeignKey(
+        StorageProviderDb,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text="Informational only: a token is valid for every provider.",
+    )
+
+    def __str__(self) -> str:
+        return f"token {self.key[:8]}… of {self.user}"
+
+
+class Job(models.Model):
+    """The ledger of submitted jobs: who may see which job (SPEC §4, improvements)."""
+
+    job_id = models.CharField(max_length=200)
+    storage_provider = models.ForeignKey(StorageProviderDb, on_delete=models.CASCADE)
+    display_name = models.CharField(max_length=100)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    submitted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["storage_provider", "job_id"], name="unique_job")
+        ]
+        indexes = [models.Index(fields=["owner", "-submitted_at"])]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} on {self.storage_provider_id}/{self.display_name}"

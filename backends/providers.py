@@ -1,0 +1,86 @@
+"""From StorageProviderDb rows to provider objects, once per process.
+
+A provider object (its client, its connection pool) is kept as long as its entry
+is unchanged; the entries themselves are re-read at most every CACHE_SECONDS, so
+that deactivating a provider in the admin takes effect in every worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from storage_providers import StorageProvider, TypeUnavailable, build_provider
+from storage_providers.registry import LoginError
+
+from .cache import TTLCache
+from .errors import StorageUnavailable, UnknownBackend
+from .models import StorageProviderDb
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProviderEntry:
+    """A snapshot of an active StorageProviderDb row."""
+
+    pk: int
+    name: str
+    storage_type: str
+    login_json: str
+
+
+_entries: TTLCache[ProviderEntry | None] = TTLCache()
+_active: TTLCache[list[ProviderEntry]] = TTLCache()
+_objects: dict[int, tuple[ProviderEntry, StorageProvider]] = {}
+
+
+def _snapshot(row: StorageProviderDb) -> ProviderEntry:
+    return ProviderEntry(row.pk, row.name, row.storage_type, json.dumps(row.login, sort_keys=True))
+
+
+def active_entry(name: str) -> ProviderEntry | None:
+    """The active provider called `name` (case-sensitive), or None."""
+
+    def load() -> ProviderEntry | None:
+        row = StorageProviderDb.objects.filter(name=name, is_active=True).first()
+        return _snapshot(row) if row else None
+
+    return _entries.get(name, load)
+
+
+def active_entries() -> list[ProviderEntry]:
+    """Every active provider, by name."""
+    return _active.get(
+        "all",
+        lambda: [
+            _snapshot(r) for r in StorageProviderDb.objects.filter(is_active=True).order_by("name")
+        ],
+    )
+
+
+def provider_for(entry: ProviderEntry) -> StorageProvider:
+    """The provider object of `entry`, built once and reused until the entry changes."""
+    held = _objects.get(entry.pk)
+    if held is not None and held[0] == entry:
+        return held[1]
+    try:
+        provider = build_provider(entry.storage_type, entry.name, json.loads(entry.login_json))
+    except TypeUnavailable:
+        raise StorageUnavailable(f"Storage type {entry.storage_type} is not available.") from None
+    except LoginError:
+        log.error("storage provider %s has an invalid login", entry.name)
+        raise StorageUnavailable() from None
+    if held is not None:
+        held[1].close()
+    _objects[entry.pk] = (entry, provider)
+    return provider
+
+
+def provider_named(name: str) -> tuple[ProviderEntry, StorageProvider]:
+    """The active provider called `name` and its object; UnknownBackend when there is none."""
+    entry = active_entry(name)
+    if entry is None:
+        raise UnknownBackend()
+    return entry, provider_for(entry)

@@ -1,0 +1,22 @@
+"""Plain Django views outside the ninja mounts."""
+
+from __future__ import annotations
+
+import re
+
+from django.http import HttpRequest, HttpResponse
+
+from .api import error_response
+from .errors import PathNotFound, UnknownBackend
+
+ENDPOINT_PATH = re.compile(
+    r"^/api/(v2|qiskit-cold-atom)/.+/"
+    r"(get_config|get_backend_status|post_job|get_job_status|get_job_result)/?$"
+)
+
+
+def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """JSON 404 under /api/; an endpoint path with an impossible name is an unknown backend."""
+    if ENDPOINT_PATH.match(request.path_info):
+        return error_response(UnknownBackend())
+    return error_response(PathNotFound())

@@ -1,0 +1,16 @@
+"""URL map: the admin, the two API mounts, and JSON 404s for the rest of /api/."""
+
+from django.contrib import admin
+from django.urls import path, re_path
+from django.views.generic import RedirectView
+
+from backends.api import qiskit_api, v2_api
+from backends.views import api_not_found
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v2/", v2_api.urls),
+    path("api/qiskit-cold-atom/", qiskit_api.urls),
+    re_path(r"^api(?P<rest>/.*)?$", api_not_found),
+    path("", RedirectView.as_view(url="/api/v2/docs", permanent=False)),
+]

@@ -1,0 +1,340 @@
+"""The provider base class: the job lifecycle, written once.
+
+A concrete provider implements only the primitives (read, write, move, delete,
+list) for its medium; every step a job goes through — submit, status, result,
+claim, lease, finish, fail, hand back — is composed here from them, in the write
+order of SPEC §7.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from .errors import AlreadyExists, InvalidName, NotFound
+from .names import OBJECT_ID_RE, check_name, new_object_id
+from .schemas import Lease, initial_status, status_msg, utcnow
+
+log = logging.getLogger(__name__)
+
+CRASH_DETAIL = "The job crashed the spooler."
+MAX_ATTEMPTS = 3
+
+Signer = Callable[[dict], dict]
+
+
+class Place(StrEnum):
+    """The logical folders of SPEC §6; each provider maps them onto its medium."""
+
+    CONFIGS = "configs"
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    DELETED = "deleted"
+    STATUS = "status"
+    RESULTS = "results"
+    PUBLIC_KEYS = "public_keys"
+    LEASES = "leases"
+
+
+# Places whose documents belong to one backend (and so carry its display name).
+PER_BACKEND = frozenset({Place.QUEUED, Place.FINISHED, Place.STATUS, Place.RESULTS})
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """Where one document lives: its place, its id, and the backend/user it files under."""
+
+    place: Place
+    doc_id: str
+    display: str = ""
+    username: str = ""
+
+
+@dataclass(slots=True)
+class Claim:
+    """A job a spooler holds: what it must run and the lease it must keep."""
+
+    job_id: str
+    display: str
+    job: dict
+    owner: str
+    attempts: int
+    username: str = ""
+
+
+def unwrap(doc: dict) -> dict:
+    """The document itself, whether stored plain or as a signed envelope (SPEC §3)."""
+    if "payload" in doc and "signature" in doc and "header" in doc:
+        payload = doc["payload"]
+        if isinstance(payload, dict):
+            return payload
+    return doc
+
+
+class StorageProvider(ABC):
+    """A storage medium that the API and the spoolers share."""
+
+    storage_type: ClassVar[str]
+
+    def __init__(self, name: str) -> None:
+        self.name = check_name(name)
+
+    # ---- primitives: what a medium must provide --------------------------------
+
+    @abstractmethod
+    def read(self, ref: Ref) -> dict:
+        """The document at `ref`; NotFound when absent."""
+
+    @abstractmethod
+    def write(self, ref: Ref, doc: dict, *, create: bool = False) -> None:
+        """Store `doc` atomically; with `create`, AlreadyExists instead of overwriting."""
+
+    @abstractmethod
+    def move(self, src: Ref, dst: Ref) -> None:
+        """Move a document atomically; NotFound when `src` is gone (someone else took it)."""
+
+    @abstractmethod
+    def delete(self, ref: Ref) -> None:
+        """Remove a document; a missing one is not an error."""
+
+    @abstractmethod
+    def list_ids(self, place: Place, display: str = "") -> list[str]:
+        """The ids of the documents in a place, in no particular order."""
+
+    @abstractmethod
+    def list_backends(self) -> list[str]:
+        """The display names that have a config."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most media hold nothing
+        """Release clients and connections; the default has none."""
+
+    # ---- ids --------------------------------------------------------------------
+
+    def new_job_id(self, display: str, username: str) -> str:
+        """A fresh job id; ObjectIds sort by creation time, so the oldest is smallest."""
+        return new_object_id()
+
+    def is_job_id(self, job_id: str) -> bool:
+        """Whether `job_id` has this provider's job id form (and so may reach storage)."""
+        return bool(OBJECT_ID_RE.fullmatch(job_id))
+
+    def check_job_id(self, job_id: str) -> str:
+        """`job_id` when well formed, else InvalidName."""
+        if not isinstance(job_id, str) or not self.is_job_id(job_id):
+            raise InvalidName(f"Invalid job id: {job_id!r}")
+        return job_id
+
+    def user_folder(self, username: str) -> str:
+        """The per-user path segment of media that file documents by user (Dropbox)."""
+        return ""
+
+    def job_user_folder(self, job_id: str) -> str:
+        """The per-user segment recovered from a job id (spoolers know no usernames)."""
+        return ""
+
+    # ---- configs ----------------------------------------------------------------
+
+    def get_config(self, display: str) -> dict:
+        """The stored config of a backend, as a plain document (envelopes unwrapped)."""
+        return unwrap(self.read(Ref(Place.CONFIGS, check_name(display))))
+
+    def upload_config(self, display: str, config: dict, signer: Signer | None = None) -> None:
+        """Store a backend config, signed when a signer is given."""
+        doc = signer(config) if signer else config
+        self.write(Ref(Place.CONFIGS, check_name(display)), doc)
+
+    def upload_public_key(self, jwk: dict) -> None:
+        """Publish a public JWK under its key id."""
+        self.write(Ref(Place.PUBLIC_KEYS, jwk["kid"]), jwk)
+
+    def get_public_key(self, kid: str) -> dict:
+        """A published public JWK."""
+        return self.read(Ref(Place.PUBLIC_KEYS, kid))
+
+    # ---- the API's side of a job ------------------------------------------------
+
+    def submit_job(self, display: str, job_id: str, job: dict, *, username: str = "") -> dict:
+        """Write the initial status, then queue the job (SPEC §7.1); return the status.
+
+        The status goes first so that a spooler never finds a job without one, and
+        it is created, never overwritten.
+        """
+        self.check_job_id(job_id)
+        folder = self.user_folder(username)
+        status = initial_status(job_id)
+        self.write(Ref(Place.STATUS, job_id, display, folder), status, create=True)
+        self.write(Ref(Place.QUEUED, job_id, display), job, create=True)
+        return status
+
+    def withdraw_job(self, display: str, job_id: str, *, username: str = "") -> None:
+        """Undo a half-done submission, so that nothing is left for a spooler to find."""
+        folder = self.user_folder(username)
+        for ref in (Ref(Place.QUEUED, job_id, display), Ref(Place.STATUS, job_id, display, folder)):
+            try:
+                self.delete(ref)
+            except Exception:  # best effort: the answer is already a failure
+                log.warning("could not withdraw %s of job %s", ref.place, job_id)
+
+    def get_status(self, display: str, job_id: str, *, username: str = "") -> dict:
+        """The job's StatusMsgDict."""
+        self.check_job_id(job_id)
+        ref = Ref(Place.STATUS, job_id, display, self.user_folder(username))
+        return unwrap(self.read(ref))
+
+    def get_result(self, display: str, job_id: str, *, username: str = "") -> dict:
+        """The job's result document."""
+        self.check_job_id(job_id)
+        ref = Ref(Place.RESULTS, job_id, display, self.user_folder(username))
+        return unwrap(self.read(ref))
+
+    # ---- the spooler's side -----------------------------------------------------
+
+    def claim_next(self, display: str, *, owner: str) -> Claim | None:
+        """Take the job that has waited longest, atomically, and lease it to `owner`."""
+        for job_id in sorted(self.list_ids(Place.QUEUED, display)):
+            try:
+                self.move(Ref(Place.QUEUED, job_id, display), Ref(Place.RUNNING, job_id))
+            except NotFound:
+                continue  # another spooler was faster
+            return self._lease(display, job_id, owner)
+        return None
+
+    def _lease(self, display: str, job_id: str, owner: str) -> Claim:
+        """Record the lease of a job just claimed and read the job."""
+        try:
+            previous = Lease.model_validate(self.read(Ref(Place.LEASES, job_id)))
+            attempts = previous.attempts
+        except NotFound:
+            attempts = 0
+        lease = Lease(display_name=display, claimed_at=utcnow(), owner=owner, attempts=attempts + 1)
+        self.write(Ref(Place.LEASES, job_id), lease.model_dump(mode="json"))
+        job = self.read(Ref(Place.RUNNING, job_id))
+        user = self.job_user_folder(job_id)
+        return Claim(job_id, display, job, owner, lease.attempts, user)
+
+    def holds(self, claim: Claim) -> bool:
+        """Whether the lease of `claim` is still ours (it may have been handed back)."""
+        try:
+            lease = Lease.model_validate(self.read(Ref(Place.LEASES, claim.job_id)))
+        except NotFound:
+            return False
+        return lease.owner == claim.owner
+
+    def renew(self, claim: Claim) -> bool:
+        """Extend our lease; False when it is no longer ours."""
+        ref = Ref(Place.LEASES, claim.job_id)
+        try:
+            lease = Lease.model_validate(self.read(ref))
+        except NotFound:
+            return False
+        if lease.owner != claim.owner:
+            return False
+        lease.renewed_at = utcnow()
+        self.write(ref, lease.model_dump(mode="json"))
+        return True
+
+    def finish(self, claim: Claim, result: dict, detail: str, signer: Signer | None = None) -> bool:
+        """Result, then finished folder, then status DONE, then release (SPEC §7.3).
+
+        Returns False, writing nothing, when the lease was lost: the job is then
+        someone else's.
+        """
+        if not self.holds(claim):
+            return False
+        user, job_id, display = claim.username, claim.job_id, claim.display
+        doc = signer(result) if signer else result
+        self.write(Ref(Place.RESULTS, job_id, display, user), doc)
+        self._move_if_there(Ref(Place.RUNNING, job_id), Ref(Place.FINISHED, job_id, display, user))
+        status = status_msg(job_id, "DONE", detail)
+        self.write(Ref(Place.STATUS, job_id, display, user), signer(status) if signer else status)
+        self.delete(Ref(Place.LEASES, job_id))
+        return True
+
+    def fail(self, claim: Claim, reason: str) -> bool:
+        """Move a job that broke a rule to `deleted` and give it status ERROR with `reason`."""
+        if not self.holds(claim):
+            return False
+        self._fail(claim.display, claim.job_id, reason, claim.username)
+        return True
+
+    def _fail(self, display: str, job_id: str, reason: str, user: str) -> None:
+        self._move_if_there(Ref(Place.RUNNING, job_id), Ref(Place.DELETED, job_id))
+        status = status_msg(job_id, "ERROR", reason, reason)
+        self.write(Ref(Place.STATUS, job_id, display, user), status)
+        self.delete(Ref(Place.LEASES, job_id))
+
+    def _move_if_there(self, src: Ref, dst: Ref) -> None:
+        try:
+            self.move(src, dst)
+        except NotFound:
+            log.warning("job %s was no longer in %s", src.doc_id, src.place)
+
+    def reap_expired(self, lease_seconds: float, now: datetime | None = None) -> list[str]:
+        """Hand back running jobs whose spooler stopped renewing; fail the ones that keep crashing.
+
+        A running job without any lease (its claimer died between move and lease)
+        gets one now, so that it too runs out in time.
+        """
+        now = now or utcnow()
+        handled = []
+        for job_id in self.list_ids(Place.RUNNING):
+            if self._reap_one(job_id, lease_seconds, now):
+                handled.append(job_id)
+        return handled
+
+    def _reap_one(self, job_id: str, lease_seconds: float, now: datetime) -> bool:
+        ref = Ref(Place.LEASES, job_id)
+        try:
+            lease = Lease.model_validate(self.read(ref))
+        except NotFound:
+            lease = None
+        if lease is None or lease.claimed_at is None:
+            self._adopt_orphan(job_id, lease, now)
+            return False
+        expires = lease.expires(lease_seconds)
+        if expires is None or expires > now:
+            return False
+        if lease.attempts >= MAX_ATTEMPTS:
+            self._fail(lease.display_name, job_id, CRASH_DETAIL, self.job_user_folder(job_id))
+            log.warning("job %s crashed its spooler %d times: failed", job_id, lease.attempts)
+            return True
+        try:
+            self.move(Ref(Place.RUNNING, job_id), Ref(Place.QUEUED, job_id, lease.display_name))
+        except NotFound:
+            return False  # finished or reaped by someone else meanwhile
+        handed_back = Lease(
+            display_name=lease.display_name, claimed_at=None, owner=None, attempts=lease.attempts
+        )
+        self.write(ref, handed_back.model_dump(mode="json"))
+        log.warning("lease of job %s ran out: back in the queue", job_id)
+        return True
+
+    def _adopt_orphan(self, job_id: str, lease: Lease | None, now: datetime) -> None:
+        """Start the clock on a running job nobody has leased; its backend comes from the job."""
+        display = lease.display_name if lease else self._display_of_running(job_id)
+        if display is None:
+            return
+        attempts = lease.attempts if lease else 1
+        orphan = Lease(display_name=display, claimed_at=now, owner="", attempts=attempts)
+        with contextlib.suppress(AlreadyExists):  # its claimer wrote the lease meanwhile
+            self.write(
+                Ref(Place.LEASES, job_id), orphan.model_dump(mode="json"), create=lease is None
+            )
+
+    def _display_of_running(self, job_id: str) -> str | None:
+        """The backend of a running job without a lease: the one whose status folder knows it."""
+        user = self.job_user_folder(job_id)
+        for display in self.list_backends():
+            try:
+                self.read(Ref(Place.STATUS, job_id, display, user))
+            except NotFound:
+                continue
+            return display
+        return None

@@ -1,0 +1,161 @@
+"""A folder on a local (or shared network) disk, in the layout of SPEC §6.
+
+Writes go to a temporary file in the target folder (its name does not end in
+`.json`, because spoolers list `*.json`), are fsynced, then renamed into place,
+so a reader never sees half a document. A claim is a rename, which exactly one
+of several competing spoolers wins.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from pathlib import Path
+
+import orjson
+
+from .base import PER_BACKEND, Place, Ref, StorageProvider
+from .errors import AccessDenied, AlreadyExists, NotFound, StorageError, Unavailable
+from .names import check_key_id, check_name, is_name
+
+FOLDERS = {
+    Place.CONFIGS: "backends/configs",
+    Place.QUEUED: "jobs/queued",
+    Place.RUNNING: "jobs/running",
+    Place.FINISHED: "jobs/finished",
+    Place.DELETED: "jobs/deleted",
+    Place.STATUS: "status",
+    Place.RESULTS: "results",
+    Place.PUBLIC_KEYS: "backends/public_keys",
+    Place.LEASES: "jobs/leases",
+}
+
+
+def _storage_error(exc: OSError, what: str) -> StorageError:
+    """Translate an OSError into the provider error family."""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return AccessDenied(f"Access to the storage folder was refused ({what}).")
+    return Unavailable(f"The storage folder is not usable ({what}: {exc.strerror}).")
+
+
+class LocalProvider(StorageProvider):
+    """Documents as `{id}.json` files below `base_path`."""
+
+    storage_type = "local"
+
+    def __init__(self, name: str, base_path: str | os.PathLike[str]) -> None:
+        super().__init__(name)
+        self.base_path = Path(base_path)
+        self._made: set[Path] = set()
+
+    # ---- paths ----------------------------------------------------------------
+
+    def _folder(self, place: Place, display: str = "") -> Path:
+        folder = self.base_path / FOLDERS[place]
+        if place in PER_BACKEND:
+            folder = folder / check_name(display)
+        return folder
+
+    def _path(self, ref: Ref) -> Path:
+        """The file of `ref`, after checking every part that reaches the path."""
+        if ref.place is Place.CONFIGS:
+            check_name(ref.doc_id)
+        elif ref.place is Place.PUBLIC_KEYS:
+            check_key_id(ref.doc_id)
+        else:
+            self.check_job_id(ref.doc_id)
+        return self._folder(ref.place, ref.display) / f"{ref.doc_id}.json"
+
+    def _ensure(self, folder: Path) -> None:
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+
+    # ---- primitives -------------------------------------------------------------
+
+    def read(self, ref: Ref) -> dict:
+        path = self._path(ref)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"{ref.place} {ref.doc_id} not found") from None
+        except OSError as exc:
+            raise _storage_error(exc, "read") from None
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # A foreign writer that is not atomic may be half-way: not there yet.
+            raise NotFound(f"{ref.place} {ref.doc_id} is not readable yet") from None
+        if not isinstance(doc, dict):
+            raise NotFound(f"{ref.place} {ref.doc_id} is not a document")
+        return doc
+
+    def write(self, ref: Ref, doc: dict, *, create: bool = False) -> None:
+        path = self._path(ref)
+        data = orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            self._ensure(path.parent)
+            self._write_atomic(path, data, create)
+        except (AlreadyExists, NotFound):
+            raise
+        except FileNotFoundError:
+            self._made.discard(path.parent)  # the folder was removed under us: once more
+            self._ensure(path.parent)
+            self._write_atomic(path, data, create)
+        except OSError as exc:
+            raise _storage_error(exc, "write") from None
+
+    def _write_atomic(self, path: Path, data: bytes, create: bool) -> None:
+        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            if create:
+                try:
+                    os.link(tmp, path)  # fails, unlike rename, when the target exists
+                except FileExistsError:
+                    raise AlreadyExists(f"{path.name} already exists") from None
+            else:
+                tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)  # after link a second name; after a failed rename, litter
+
+    def move(self, src: Ref, dst: Ref) -> None:
+        source, target = self._path(src), self._path(dst)
+        try:
+            self._ensure(target.parent)
+            source.rename(target)
+        except FileNotFoundError:
+            if source.exists():  # the target folder vanished: make it again
+                self._made.discard(target.parent)
+                self._ensure(target.parent)
+                return self.move(src, dst)
+            raise NotFound(f"{src.place} {src.doc_id} not found") from None
+        except OSError as exc:
+            raise _storage_error(exc, "move") from None
+
+    def delete(self, ref: Ref) -> None:
+        try:
+            self._path(ref).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _storage_error(exc, "delete") from None
+
+    def list_ids(self, place: Place, display: str = "") -> list[str]:
+        return self._stems(self._folder(place, display))
+
+    def list_backends(self) -> list[str]:
+        return [name for name in self._stems(self._folder(Place.CONFIGS)) if is_name(name)]
+
+    def _stems(self, folder: Path) -> list[str]:
+        try:
+            with os.scandir(folder) as entries:
+                return [e.name[:-5] for e in entries if e.name.endswith(".json")]
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise _storage_error(exc, "list") from None

@@ -1,0 +1,107 @@
+"""One table from storage type to its login shape and its provider class.
+
+Django's model validation, the management commands, the API's provider factory
+and the spooler's command line all read this table, so a type is described once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .base import StorageProvider
+from .local import LocalProvider
+
+
+class _Login(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LocalLogin(_Login):
+    """A folder; it need not exist yet (created on the first write)."""
+
+    base_path: str
+
+
+class MongodbLogin(_Login):
+    mongodb_username: str
+    mongodb_password: str
+    mongodb_database_url: str
+
+
+class DropboxLogin(_Login):
+    app_key: str
+    app_secret: str
+    refresh_token: str
+
+
+@dataclass(frozen=True)
+class StorageKind:
+    """What the project knows of one storage type."""
+
+    login: type[_Login]
+    secret_fields: tuple[str, ...]
+    factory: Callable[[str, Any], StorageProvider] | None  # None: not in this build
+
+
+def _local(name: str, login: LocalLogin) -> StorageProvider:
+    return LocalProvider(name, base_path=login.base_path)
+
+
+KINDS: dict[str, StorageKind] = {
+    "local": StorageKind(LocalLogin, (), _local),
+    "mongodb": StorageKind(MongodbLogin, ("mongodb_password",), None),
+    "dropbox": StorageKind(DropboxLogin, ("app_secret", "refresh_token"), None),
+}
+
+
+class LoginError(ValueError):
+    """A login does not fit its storage type; the text names the field, never its value."""
+
+
+class TypeUnavailable(LookupError):
+    """The storage type is known but this build has no provider for it."""
+
+
+def check_login(storage_type: str, login: Any) -> BaseModel:
+    """Validate `login` for `storage_type` and return it parsed."""
+    kind = KINDS.get(storage_type)
+    if kind is None:
+        raise LoginError(f"Unknown storage type {storage_type!r}; use one of {', '.join(KINDS)}.")
+    if not isinstance(login, dict):
+        raise LoginError("The login must be a JSON object.")
+    try:
+        return kind.login.model_validate(login)
+    except ValidationError as exc:
+        problems = sorted({_describe(err) for err in exc.errors()})
+        raise LoginError(f"Invalid {storage_type} login: {'; '.join(problems)}.") from None
+
+
+def _describe(err: Any) -> str:
+    field = ".".join(str(p) for p in err["loc"]) or "login"
+    if err["type"] == "missing":
+        return f"'{field}' is missing"
+    if err["type"] == "extra_forbidden":
+        return f"'{field}' is not expected"
+    return f"'{field}' must be a string"
+
+
+def masked_login(storage_type: str, login: Any) -> dict:
+    """The login with its secrets replaced, for lists and logs."""
+    kind = KINDS.get(storage_type)
+    secrets = kind.secret_fields if kind else ()
+    if not isinstance(login, dict):
+        return {}
+    return {k: ("********" if k in secrets else v) for k, v in login.items()}
+
+
+def build_provider(storage_type: str, name: str, login: Any) -> StorageProvider:
+    """A provider object for a stored entry; TypeUnavailable when this build lacks the type."""
+    parsed = check_login(storage_type, login)
+    factory = KINDS[storage_type].factory
+    if factory is None:
+        raise TypeUnavailable(storage_type)
+    return factory(name, parsed)

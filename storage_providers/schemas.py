@@ -1,0 +1,132 @@
+"""Pydantic shapes of the documents that travel through storage (SPEC §3, §7).
+
+Shared by the API and by spoolers, so both agree on what a status, a config, a
+job and a lease look like.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+StatusValue = Literal["INITIALIZING", "QUEUED", "DONE", "ERROR"]
+WireOrder = Literal["sequential", "interleaved"]
+ColdAtomType = Literal["fermion", "boson", "spin", "mixed"]
+
+
+class StatusMsg(BaseModel):
+    """StatusMsgDict: the answer to every status question and every error."""
+
+    job_id: str
+    status: str
+    detail: str
+    error_message: str
+
+
+def status_msg(job_id: str, status: str, detail: str, error_message: str = "None") -> dict:
+    """A StatusMsgDict as a plain dict, the form it is stored and served in."""
+    return {"job_id": job_id, "status": status, "detail": detail, "error_message": error_message}
+
+
+def initial_status(job_id: str) -> dict:
+    """The status post_job writes before it queues the job."""
+    return status_msg(job_id, "INITIALIZING", "Got your json.")
+
+
+class GateConfig(BaseModel):
+    """One gate of a backend config, as qiskit's BackendConfiguration accepts it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    parameters: list[str]
+    qasm_def: str
+    coupling_map: list[list[int]]
+    description: str
+
+
+class BackendConfigIn(BaseModel):
+    """BackendConfigSchemaIn: a backend config as spoolers store it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    description: str
+    version: str
+    display_name: str = Field(pattern=r"^[a-z0-9]+$")
+    cold_atom_type: ColdAtomType
+    gates: list[GateConfig]
+    max_experiments: int
+    max_shots: int
+    simulator: bool
+    supported_instructions: list[str]
+    num_wires: int
+    wire_order: WireOrder
+    num_species: int
+    pending_jobs: int | None = None
+    status_msg: str | None = None
+    last_queue_check: datetime | None = None
+    sign: bool = False
+    kid: str | None = None
+
+
+class ExperimentIn(BaseModel):
+    """One experiment of a posted job; instructions are the spooler's to check."""
+
+    model_config = ConfigDict(extra="allow")
+
+    instructions: list[list[Any]]
+    num_wires: StrictInt
+    shots: StrictInt
+    wire_order: WireOrder | None = None
+    seed: StrictInt | None = None
+
+
+class JobShapeError(ValueError):
+    """A posted job is not an object of experiments of the shape of SPEC §3."""
+
+
+def check_job(job: Any, default_wire_order: str) -> dict:
+    """Validate a posted job and fill in `wire_order` where it is missing.
+
+    Existing spoolers fail on an experiment without `wire_order`, so the backend's
+    own order is stored in its place.
+    """
+    if not isinstance(job, dict) or not job:
+        raise JobShapeError("The job must be a non-empty JSON object of experiments.")
+    checked: dict[str, Any] = {}
+    for name, experiment in job.items():
+        try:
+            ExperimentIn.model_validate(experiment)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = first["loc"][0] if first["loc"] else None
+            where = f"key '{key}'" if key is not None else "its shape"
+            raise JobShapeError(f"Invalid job: {name} has an invalid {where}.") from None
+        checked[name] = dict(experiment)
+        if checked[name].get("wire_order") is None:
+            checked[name]["wire_order"] = default_wire_order
+    return checked
+
+
+class Lease(BaseModel):
+    """Who runs a job since when (SPEC §7); `owner` None marks a job handed back."""
+
+    display_name: str
+    claimed_at: datetime | None
+    owner: str | None
+    attempts: int = 0
+    renewed_at: datetime | None = None
+
+    def expires(self, lease_seconds: float) -> datetime | None:
+        """When the lease runs out, or None when nobody holds it."""
+        last = self.renewed_at or self.claimed_at
+        if last is None:
+            return None
+        return datetime.fromtimestamp(last.timestamp() + lease_seconds, UTC)
+
+
+def utcnow() -> datetime:
+    """Aware UTC now: every timestamp we store is UTC (SPEC §3)."""
+    return datetime.now(UTC)

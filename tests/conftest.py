@@ -1,0 +1,91 @@
+"""Fixtures shared by every suite: a user, a token, a local provider with backends."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DEBUG", "true")
+
+from storage_providers import LocalProvider  # noqa: E402
+
+FERMIONS_CONFIG = {
+    "description": "Four tweezers of spinful fermions.",
+    "version": "0.1",
+    "display_name": "fermions",
+    "cold_atom_type": "fermion",
+    "gates": [
+        {
+            "name": "fhop",
+            "parameters": ["j_i"],
+            "qasm_def": "{}",
+            "coupling_map": [[0, 1, 2, 3]],
+            "description": "hopping",
+        }
+    ],
+    "max_experiments": 50,
+    "max_shots": 10000,
+    "simulator": True,
+    "supported_instructions": ["load", "fhop", "measure", "barrier"],
+    "num_wires": 8,
+    "wire_order": "interleaved",
+    "num_species": 2,
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "client: runs the real qiskit cold-atom client")
+    config.addinivalue_line("markers", "interop: runs the real sqooler 0.9.0 spooler")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches(settings: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with empty per-process caches and reads storage afresh."""
+    from backends.cache import clear_all
+
+    settings.CACHE_SECONDS = 0
+    settings.BASE_URL = ""
+    settings.DEFAULT_STORAGE = "alqor"
+    clear_all()
+    yield
+    clear_all()
+
+
+@pytest.fixture
+def user(db):  # type: ignore[no-untyped-def]
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("alice", password=None)
+
+
+@pytest.fixture
+def token(user) -> str:  # type: ignore[no-untyped-def]
+    from backends.auth import issue_token
+
+    return issue_token(user)[1]
+
+
+@pytest.fixture
+def storage_path(tmp_path: Path) -> Path:
+    return tmp_path / "storage"
+
+
+@pytest.fixture
+def local_provider(user, storage_path: Path):  # type: ignore[no-untyped-def]
+    from backends.models import StorageProviderDb
+
+    return StorageProviderDb.objects.create(
+        name="alqor", storage_type="local", owner=user, login={"base_path": str(storage_path)}
+    )
+
+
+@pytest.fixture
+def storage(local_provider, storage_path: Path) -> LocalProvider:  # type: ignore[no-untyped-def]
+    """The provider object over the same folder, with a fermions backend configured."""
+    provider = LocalProvider("alqor", storage_path)
+    provider.upload_config("fermions", json.loads(json.dumps(FERMIONS_CONFIG)))
+    return provider
