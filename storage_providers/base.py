@@ -257,17 +257,19 @@ class StorageProvider(ABC):
         self.delete(Ref(Place.LEASES, job_id))
         return True
 
-    def fail(self, claim: Claim, reason: str) -> bool:
+    def fail(self, claim: Claim, reason: str, signer: Signer | None = None) -> bool:
         """Move a job that broke a rule to `deleted` and give it status ERROR with `reason`."""
         if not self.holds(claim):
             return False
-        self._fail(claim.display, claim.job_id, reason, claim.username)
+        self._fail(claim.display, claim.job_id, reason, claim.username, signer)
         return True
 
-    def _fail(self, display: str, job_id: str, reason: str, user: str) -> None:
+    def _fail(
+        self, display: str, job_id: str, reason: str, user: str, signer: Signer | None = None
+    ) -> None:
         self._move_if_there(Ref(Place.RUNNING, job_id), Ref(Place.DELETED, job_id))
         status = status_msg(job_id, "ERROR", reason, reason)
-        self.write(Ref(Place.STATUS, job_id, display, user), status)
+        self.write(Ref(Place.STATUS, job_id, display, user), signer(status) if signer else status)
         self.delete(Ref(Place.LEASES, job_id))
 
     def _move_if_there(self, src: Ref, dst: Ref) -> None:

@@ -1,0 +1,48 @@
+# qlued — the two commands of README.md, and the chores around them.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+WORKERS ?= 2
+
+.PHONY: help setup run test lint fmt bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: $(VENV)/.installed  ## create .venv and install the service with its test tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -U pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+run: setup  ## serve on 127.0.0.1:8000 with the demo provider, its spooler and a demo token
+	DEBUG=$${DEBUG:-true} bash -c '\
+	  set -e; \
+	  $(BIN)/python manage.py migrate --noinput -v0; \
+	  $(BIN)/python manage.py collectstatic --noinput -v0; \
+	  $(BIN)/python manage.py setup_demo; \
+	  $(BIN)/python manage.py run_spooler $${DEFAULT_STORAGE:-alqor} & spooler=$$!; \
+	  trap "kill $$spooler 2>/dev/null" EXIT; \
+	  $(BIN)/gunicorn qlued.wsgi -c qlued/gunicorn_conf.py -b $(HOST):$(PORT) -w $(WORKERS)'
+
+test: setup  ## every suite: SQLite, PostgreSQL, then the client and interop suites
+	bash tests/run_all.sh
+
+lint: setup  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: setup  ## ruff, fixing
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup  ## the benchmarks of bench/ (needs wrk)
+	$(BIN)/python bench/api_bench.py
+	$(BIN)/python bench/spooler_bench.py
+
+clean:  ## remove the venvs and local data
+	rm -rf $(VENV) .cache data
