@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from storage_providers import StorageProvider
+from storage_providers.names import KEY_ID_RE
 
 from .simulators import BACKENDS
 from .worker import Spooler, SpoolerOptions
@@ -55,6 +56,8 @@ def build_spooler(provider: StorageProvider, options: Any) -> tuple[Spooler, dic
             key = load_private_jwk(options.private_jwk)
         except (OSError, ValueError, InvalidKey) as exc:
             raise UsageError(f"Cannot use {options.private_jwk} as a private key: {exc}") from None
+        if not KEY_ID_RE.fullmatch(key.kid):
+            raise UsageError("The key id may hold only letters, digits, '_' and '-' (1-128).")
         kid, public = key.kid, key.public_jwk()
 
         def signer(doc: dict) -> dict:

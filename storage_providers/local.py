@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import orjson
 from .base import PER_BACKEND, Place, Ref, StorageProvider
 from .errors import AccessDenied, AlreadyExists, NotFound, StorageError, Unavailable
 from .names import check_key_id, check_name, is_name
+
+# Pauses between attempts to parse a document another process is rewriting.
+READ_RETRIES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 
 FOLDERS = {
     Place.CONFIGS: "backends/configs",
@@ -76,20 +80,21 @@ class LocalProvider(StorageProvider):
 
     def read(self, ref: Ref) -> dict:
         path = self._path(ref)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"{ref.place} {ref.doc_id} not found") from None
-        except OSError as exc:
-            raise _storage_error(exc, "read") from None
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            # A foreign writer that is not atomic may be half-way: not there yet.
-            raise NotFound(f"{ref.place} {ref.doc_id} is not readable yet") from None
-        if not isinstance(doc, dict):
-            raise NotFound(f"{ref.place} {ref.doc_id} is not a document")
-        return doc
+        for pause in READ_RETRIES:
+            try:
+                doc = orjson.loads(path.read_bytes())
+            except FileNotFoundError:
+                raise NotFound(f"{ref.place} {ref.doc_id} not found") from None
+            except OSError as exc:
+                raise _storage_error(exc, "read") from None
+            except orjson.JSONDecodeError:
+                # sqooler rewrites files in place (truncate, then write): wait it out.
+                time.sleep(pause)
+                continue
+            if not isinstance(doc, dict):
+                raise NotFound(f"{ref.place} {ref.doc_id} is not a document")
+            return doc
+        raise Unavailable(f"{ref.place} {ref.doc_id} stays unreadable (half-written?)")
 
     def write(self, ref: Ref, doc: dict, *, create: bool = False) -> None:
         path = self._path(ref)

@@ -1,0 +1,34 @@
+"""Interoperability with sqooler 0.9.0, run in a venv of its own through `sqooler_side.py`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+SIDE_SCRIPT = Path(__file__).resolve().parent / "sqooler_side.py"
+
+
+class SqoolerSide:
+    """Runs commands of `sqooler_side.py` with the python of the sqooler venv."""
+
+    def __init__(self, python: Path) -> None:
+        self.python = python
+
+    def __call__(self, command: str, **request: Any) -> Any:
+        """Run `command` with `request` as its JSON input and return its JSON answer."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+        done = subprocess.run(
+            [str(self.python), str(SIDE_SCRIPT), command],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"sqooler_side {command} failed:\n{done.stderr}")
+        return json.loads(done.stdout)
