@@ -5,14 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import NoReturn
 
 from storage_providers import KINDS, LoginError, StorageError, TypeUnavailable, build_provider
 
 from .cli import UsageError, add_spooler_options, configure_logging, serve
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags answer like every other bad input: one line, exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.exit(_fail(message))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spooler", description=__doc__)
+    parser = _Parser(prog="python -m spooler", description=__doc__)
     parser.add_argument("--name", required=True, help="storage provider name (e.g. alqor)")
     parser.add_argument("--type", required=True, choices=list(KINDS), dest="storage_type")
     parser.add_argument("--login", required=True, help="the provider's login as JSON")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 from pathlib import Path
@@ -46,8 +47,8 @@ def build_spooler(provider: StorageProvider, options: Any) -> tuple[Spooler, dic
         raise UsageError(
             f"Unknown backends {unknown or wanted}; choose from {', '.join(BACKENDS)}."
         )
-    if options.lease_seconds <= 0:
-        raise UsageError("--lease-seconds must be positive.")
+    if not 0 < options.lease_seconds < math.inf:  # nan and inf break the reaper's clock
+        raise UsageError("--lease-seconds must be a positive number of seconds.")
     signer = kid = public = None
     if options.private_jwk is not None:
         from .signing import InvalidKey, load_private_jwk, sign
@@ -76,10 +77,11 @@ def build_spooler(provider: StorageProvider, options: Any) -> tuple[Spooler, dic
 def serve(provider: StorageProvider, options: Any) -> None:
     """Announce the backends, then run until SIGTERM or Ctrl-C."""
     spooler, public = build_spooler(provider, options)
-    spooler.announce(public)
+    # Before announcing: whoever sees the "serving" line may already send SIGTERM.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: spooler.stop())
     try:
+        spooler.announce(public)
         spooler.run()
     finally:
         provider.close()

@@ -65,6 +65,7 @@ class Spooler:
         self._served = {b.display_name: _Served(b, self._config_of(b)) for b in backends}
         self._stop = threading.Event()
         self._current: Claim | None = None
+        self._renewing = threading.Lock()  # a renewal never lands after finish released the lease
         self._reaped_at = 0.0
         self._turn = 0
 
@@ -123,8 +124,19 @@ class Spooler:
 
     def run(self) -> None:
         """Loop until stopped; a failing round is logged and retried, never fatal."""
-        heartbeat = threading.Thread(target=self._heartbeat, name="lease-heartbeat", daemon=True)
+        # The heartbeat outlives stop(): the job being finished after SIGTERM keeps its lease.
+        left = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(left,), name="lease-heartbeat", daemon=True
+        )
         heartbeat.start()
+        try:
+            self._loop()
+        finally:
+            left.set()
+        log.info("stopped")
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 worked = self.step()
@@ -132,9 +144,12 @@ class Spooler:
                 log.warning("storage problem, retrying: %s", exc)
                 worked = False
                 self._stop.wait(min(5.0, 20 * self.options.idle_sleep))
+            except Exception:  # e.g. a foreign, malformed lease: one bad document, not fatal
+                log.exception("unexpected failure in the spooler's loop, retrying")
+                worked = False
+                self._stop.wait(min(5.0, 20 * self.options.idle_sleep))
             if not worked:
                 self._stop.wait(self.options.idle_sleep)
-        log.info("stopped")
 
     def stop(self) -> None:
         """Finish the current job, then leave `run()` (what SIGTERM does)."""
@@ -147,36 +162,39 @@ class Spooler:
         served = self._served[claim.display]
         started = time.perf_counter()
         self._current = claim
+        result: dict | None = None
         try:
             result = served.backend.run(claim.job, job_id=claim.job_id)
         except JobRejected as exc:
-            outcome, kept = "ERROR", self.provider.fail(claim, str(exc), self.signer)
+            reason = str(exc)
         except Exception:
             log.exception("job %s crashed the simulator", claim.job_id)
-            outcome, kept = "ERROR", self.provider.fail(claim, CRASH_REASON, self.signer)
-        else:
-            result["backend_name"] = self.full_name(claim.display)
-            kept = self.provider.finish(claim, result, "Done.", self.signer)
-            outcome = "DONE"
-        finally:
+            reason = CRASH_REASON
+        with self._renewing:  # no renewal may land after finish or fail released the lease
             self._current = None
+            if result is None:
+                outcome, kept = "ERROR", self.provider.fail(claim, reason, self.signer)
+            else:
+                result["backend_name"] = self.full_name(claim.display)
+                outcome, kept = "DONE", self.provider.finish(claim, result, "Done.", self.signer)
         seconds = time.perf_counter() - started
         if not kept:
             outcome = "LOST (lease ran out; the job went back to the queue)"
         log.info("job %s %s %s %.3f s", claim.job_id, claim.display, outcome, seconds)
 
-    def _heartbeat(self) -> None:
-        """Renew the lease of the job being run, a few times per lease period."""
+    def _heartbeat(self, left: threading.Event) -> None:
+        """Renew the lease of the job being run, a few times per lease period, until `run` left."""
         period = max(0.5, self.options.lease_seconds / 4)
-        while not self._stop.wait(period):
-            claim = self._current
-            if claim is None:
-                continue
-            try:
-                if not self.provider.renew(claim):
-                    log.warning("lost the lease of job %s", claim.job_id)
-            except StorageError as exc:
-                log.warning("could not renew the lease of job %s: %s", claim.job_id, exc)
+        while not left.wait(period):
+            with self._renewing:
+                claim = self._current
+                if claim is None:
+                    continue
+                try:
+                    if not self.provider.renew(claim):
+                        log.warning("lost the lease of job %s", claim.job_id)
+                except StorageError as exc:
+                    log.warning("could not renew the lease of job %s: %s", claim.job_id, exc)
 
     def _maybe_reap(self) -> None:
         every = self.options.reap_every or max(1.0, self.options.lease_seconds / 10)
