@@ -115,7 +115,9 @@ class Spooler:
         for offset in range(len(displays)):
             display = displays[(self._turn + offset) % len(displays)]
             self._stamp(display)
-            claim = self.provider.claim_next(display, owner=self.owner)
+            claim = self.provider.claim_next(
+                display, owner=self.owner, lease_seconds=self.options.lease_seconds
+            )
             if claim is not None:
                 self._turn = (self._turn + offset + 1) % len(displays)
                 self._execute(claim)

@@ -17,6 +17,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
+from pydantic import ValidationError
+
 from .errors import AlreadyExists, InvalidName, NotFound
 from .names import OBJECT_ID_RE, check_name, new_object_id
 from .schemas import Lease, initial_status, status_msg, utcnow
@@ -196,24 +198,44 @@ class StorageProvider(ABC):
 
     # ---- the spooler's side -----------------------------------------------------
 
-    def claim_next(self, display: str, *, owner: str) -> Claim | None:
-        """Take the job that has waited longest, atomically, and lease it to `owner`."""
-        for job_id in sorted(self.list_ids(Place.QUEUED, display)):
+    def claim_next(
+        self, display: str, *, owner: str, lease_seconds: float | None = None
+    ) -> Claim | None:
+        """Take the job that has waited longest, atomically, and lease it to `owner`.
+
+        With `lease_seconds` the lease records its own length, which reapers then
+        honour; without it, each reaper applies its own.
+        """
+        queued = (i for i in self.list_ids(Place.QUEUED, display) if self.is_job_id(i))
+        for job_id in sorted(queued):  # a stray file in a queue is no job: pass it by
             try:
                 self.move(Ref(Place.QUEUED, job_id, display), Ref(Place.RUNNING, job_id))
             except NotFound:
                 continue  # another spooler was faster
-            return self._lease(display, job_id, owner)
+            return self._lease(display, job_id, owner, lease_seconds)
         return None
 
-    def _lease(self, display: str, job_id: str, owner: str) -> Claim:
-        """Record the lease of a job just claimed and read the job."""
+    def _read_lease(self, job_id: str) -> Lease | None:
+        """The lease of a job; a missing or unreadable one counts as none."""
         try:
-            previous = Lease.model_validate(self.read(Ref(Place.LEASES, job_id)))
-            attempts = previous.attempts
+            return Lease.model_validate(self.read(Ref(Place.LEASES, job_id)))
         except NotFound:
-            attempts = 0
-        lease = Lease(display_name=display, claimed_at=utcnow(), owner=owner, attempts=attempts + 1)
+            return None
+        except ValidationError:
+            log.warning("lease of job %s is malformed: treated as missing", job_id)
+            return None
+
+    def _lease(self, display: str, job_id: str, owner: str, lease_seconds: float | None) -> Claim:
+        """Record the lease of a job just claimed and read the job."""
+        previous = self._read_lease(job_id)
+        attempts = previous.attempts if previous else 0
+        lease = Lease(
+            display_name=display,
+            claimed_at=utcnow(),
+            owner=owner,
+            attempts=attempts + 1,
+            lease_seconds=lease_seconds,
+        )
         self.write(Ref(Place.LEASES, job_id), lease.model_dump(mode="json"))
         job = self.read(Ref(Place.RUNNING, job_id))
         user = self.job_user_folder(job_id)
@@ -221,20 +243,14 @@ class StorageProvider(ABC):
 
     def holds(self, claim: Claim) -> bool:
         """Whether the lease of `claim` is still ours (it may have been handed back)."""
-        try:
-            lease = Lease.model_validate(self.read(Ref(Place.LEASES, claim.job_id)))
-        except NotFound:
-            return False
-        return lease.owner == claim.owner
+        lease = self._read_lease(claim.job_id)
+        return lease is not None and lease.owner == claim.owner
 
     def renew(self, claim: Claim) -> bool:
         """Extend our lease; False when it is no longer ours."""
         ref = Ref(Place.LEASES, claim.job_id)
-        try:
-            lease = Lease.model_validate(self.read(ref))
-        except NotFound:
-            return False
-        if lease.owner != claim.owner:
+        lease = self._read_lease(claim.job_id)
+        if lease is None or lease.owner != claim.owner:
             return False
         lease.renewed_at = utcnow()
         self.write(ref, lease.model_dump(mode="json"))
@@ -293,10 +309,7 @@ class StorageProvider(ABC):
 
     def _reap_one(self, job_id: str, lease_seconds: float, now: datetime) -> bool:
         ref = Ref(Place.LEASES, job_id)
-        try:
-            lease = Lease.model_validate(self.read(ref))
-        except NotFound:
-            lease = None
+        lease = self._read_lease(job_id)
         if lease is None or lease.claimed_at is None:
             self._adopt_orphan(job_id, lease, now)
             return False
@@ -307,14 +320,16 @@ class StorageProvider(ABC):
             self._fail(lease.display_name, job_id, CRASH_DETAIL, self.job_user_folder(job_id))
             log.warning("job %s crashed its spooler %d times: failed", job_id, lease.attempts)
             return True
-        try:
-            self.move(Ref(Place.RUNNING, job_id), Ref(Place.QUEUED, job_id, lease.display_name))
-        except NotFound:
-            return False  # finished or reaped by someone else meanwhile
+        # The lease is handed back before the job: a spooler that claims it at once
+        # then writes its own lease after ours, never the other way round.
         handed_back = Lease(
             display_name=lease.display_name, claimed_at=None, owner=None, attempts=lease.attempts
         )
         self.write(ref, handed_back.model_dump(mode="json"))
+        try:
+            self.move(Ref(Place.RUNNING, job_id), Ref(Place.QUEUED, job_id, lease.display_name))
+        except NotFound:
+            return False  # finished or reaped by someone else meanwhile
         log.warning("lease of job %s ran out: back in the queue", job_id)
         return True
 

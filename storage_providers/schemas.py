@@ -102,7 +102,7 @@ def check_job(job: Any, default_wire_order: str) -> dict:
         except ValidationError as exc:
             first = exc.errors()[0]
             key = first["loc"][0] if first["loc"] else None
-            where = f"key '{key}'" if key is not None else "its shape"
+            where = f"key '{key}'" if key is not None else "shape"
             raise JobShapeError(f"Invalid job: {name} has an invalid {where}.") from None
         checked[name] = dict(experiment)
         if checked[name].get("wire_order") is None:
@@ -111,20 +111,26 @@ def check_job(job: Any, default_wire_order: str) -> dict:
 
 
 class Lease(BaseModel):
-    """Who runs a job since when (SPEC §7); `owner` None marks a job handed back."""
+    """Who runs a job since when (SPEC §7); `owner` None marks a job handed back.
+
+    `lease_seconds` is the holder's own lease length, so that a reaper with a
+    shorter lease never takes a job from a living spooler with a longer one.
+    """
 
     display_name: str
     claimed_at: datetime | None
     owner: str | None
     attempts: int = 0
     renewed_at: datetime | None = None
+    lease_seconds: float | None = None
 
-    def expires(self, lease_seconds: float) -> datetime | None:
+    def expires(self, default_seconds: float) -> datetime | None:
         """When the lease runs out, or None when nobody holds it."""
         last = self.renewed_at or self.claimed_at
         if last is None:
             return None
-        return datetime.fromtimestamp(last.timestamp() + lease_seconds, UTC)
+        seconds = self.lease_seconds or default_seconds
+        return datetime.fromtimestamp(last.timestamp() + seconds, UTC)
 
 
 def utcnow() -> datetime:
