@@ -61,6 +61,11 @@ def error_response(error: QluedError, *, result_endpoint: bool = False) -> HttpR
     return json_response(body, error.status_code)
 
 
+def is_qiskit_result_path(path: str) -> bool:
+    """Whether `path` is the qiskit mount's get_job_result, whose failures say `status "error"`."""
+    return path.startswith(QISKIT.prefix) and path.rstrip("/").endswith("/get_job_result")
+
+
 def presented_token(request: HttpRequest, given: str | None) -> str:
     """The token from the query or body, else from `Authorization: Bearer`."""
     if given:
@@ -177,8 +182,7 @@ def _handlers(api: NinjaAPI, mount: Mount) -> None:
     """Every failure of this mount answers through `error_response`."""
 
     def answer(request: HttpRequest, error: QluedError) -> HttpResponse:
-        result_endpoint = mount.qiskit and request.path.rstrip("/").endswith("/get_job_result")
-        return error_response(error, result_endpoint=result_endpoint)
+        return error_response(error, result_endpoint=is_qiskit_result_path(request.path_info))
 
     @api.exception_handler(QluedError)
     def on_qlued_error(request: HttpRequest, exc: QluedError) -> HttpResponse:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+
+from storage_providers.registry import MASK
 
 from .models import StorageProviderDb
 
@@ -20,3 +24,16 @@ class StorageProviderForm(forms.ModelForm):
                 '"app_secret", "refresh_token"}.'
             )
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["login"] = self.instance.masked_login
+
+    def clean_login(self) -> Any:
+        """Secrets left masked keep their stored value."""
+        login = self.cleaned_data.get("login")
+        stored = self.instance.login if self.instance.pk else None
+        if isinstance(login, dict) and isinstance(stored, dict):
+            login = {k: stored.get(k, v) if v == MASK else v for k, v in login.items()}
+        return login

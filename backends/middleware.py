@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 
 from storage_providers.schemas import status_msg
 
-from .api import error_response, json_response
+from .api import error_response, is_qiskit_result_path, json_response
 from .errors import MethodNotAllowed, RequestTooLarge
 
 SLASHES = re.compile(r"/{2,}")
@@ -37,11 +37,15 @@ class ApiEdgeMiddleware:
             request.path = SLASHES.sub("/", request.path)
         is_api = request.path_info.startswith("/api/")
         if is_api and _content_length(request) > settings.MAX_REQUEST_BYTES:
-            return error_response(RequestTooLarge())
+            return error_response(RequestTooLarge(), result_endpoint=_qiskit_result(request))
         response = self.get_response(request)
         if is_api and not _is_json(response) and not request.path_info.startswith(NOT_JSON_OK):
-            return _as_json(response)
+            return _as_json(response, result_endpoint=_qiskit_result(request))
         return response
+
+
+def _qiskit_result(request: HttpRequest) -> bool:
+    return is_qiskit_result_path(request.path_info)
 
 
 def _content_length(request: HttpRequest) -> int:
@@ -55,13 +59,14 @@ def _is_json(response: HttpResponse) -> bool:
     return response.get("Content-Type", "").startswith("application/json")
 
 
-def _as_json(response: HttpResponse) -> HttpResponse:
+def _as_json(response: HttpResponse, *, result_endpoint: bool) -> HttpResponse:
     """A StatusMsgDict in place of a framework's HTML or empty answer."""
     if response.status_code == 405:
-        return error_response(MethodNotAllowed())
+        return error_response(MethodNotAllowed(), result_endpoint=result_endpoint)
     code = response.status_code
     detail = REASONS.get(code, "Request failed." if code >= 400 else "OK.")
-    answer = json_response(status_msg("None", "ERROR", detail, detail), code)
+    word = "error" if result_endpoint and code != 200 else "ERROR"
+    answer = json_response(status_msg("None", word, detail, detail), code)
     if "Allow" in response:
         answer["Allow"] = response["Allow"]
     return answer

@@ -45,6 +45,19 @@ class StorageProviderDb(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.storage_type})"
 
+    def full_clean(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """Django's, except that a message both the field and `clean()` give is shown once."""
+        try:
+            super().full_clean(*args, **kwargs)
+        except ValidationError as exc:
+            once = {field: list(dict.fromkeys(msgs)) for field, msgs in exc.message_dict.items()}
+            raise ValidationError(once) from None
+
+    def clean_fields(self, exclude=None):  # type: ignore[no-untyped-def]
+        """Lower-case the typed name before the field validators see it (SPEC §2)."""
+        self.name = (self.name or "").strip().lower()
+        super().clean_fields(exclude)
+
     def clean(self) -> None:
         """Lower-case the typed name, then check it and that the login fits the type."""
         self.name = (self.name or "").strip().lower()

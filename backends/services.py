@@ -54,7 +54,7 @@ def submit_job(*, caller: Caller, backend: Backend, job_text: str) -> dict:
         log.warning("job %s could not be stored on %s: %s", job_id, backend.entry.name, exc)
         provider.withdraw_job(backend.display, job_id, username=caller.username)
         record.delete()
-        raise JobRefused(WRITE_FAILED, job_id=job_id) from None
+        raise JobRefused(WRITE_FAILED) from None  # the job does not exist: job_id "None"
 
 
 def get_or_create_user(username: str) -> AbstractBaseUser:

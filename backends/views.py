@@ -6,7 +6,7 @@ import re
 
 from django.http import HttpRequest, HttpResponse
 
-from .api import error_response
+from .api import error_response, is_qiskit_result_path
 from .errors import PathNotFound, UnknownBackend
 
 ENDPOINT_PATH = re.compile(
@@ -17,6 +17,5 @@ ENDPOINT_PATH = re.compile(
 
 def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
     """JSON 404 under /api/; an endpoint path with an impossible name is an unknown backend."""
-    if ENDPOINT_PATH.match(request.path_info):
-        return error_response(UnknownBackend())
-    return error_response(PathNotFound())
+    error = UnknownBackend() if ENDPOINT_PATH.match(request.path_info) else PathNotFound()
+    return error_response(error, result_endpoint=is_qiskit_result_path(request.path_info))

@@ -11,6 +11,7 @@ class RedactingLogger(Logger):
     def access(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
         environ = dict(environ)
         environ["QUERY_STRING"] = redact(environ.get("QUERY_STRING", ""))
+        environ["RAW_URI"] = redact(environ.get("RAW_URI", ""))  # the %(r)s request line
         environ.pop("HTTP_AUTHORIZATION", None)
         if getattr(req, "query", None):
             req.query = redact(req.query)

@@ -100,26 +100,24 @@ class LocalProvider(StorageProvider):
         path = self._path(ref)
         data = orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
         try:
-            self._ensure(path.parent)
-            self._write_atomic(path, data, create)
-        except (AlreadyExists, NotFound):
-            raise
-        except FileNotFoundError:
-            self._made.discard(path.parent)  # the folder was removed under us: once more
-            self._ensure(path.parent)
-            self._write_atomic(path, data, create)
-        except OSError as exc:
+            try:
+                self._ensure(path.parent)
+                self._write_atomic(path, data, create)
+            except FileNotFoundError:
+                self._made.discard(path.parent)  # the folder was removed under us: once more
+                self._ensure(path.parent)
+                self._write_atomic(path, data, create)
+        except OSError as exc:  # the second attempt's failure too
             raise _storage_error(exc, "write") from None
 
     def _write_atomic(self, path: Path, data: bytes, create: bool) -> None:
         tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
+            with os.fdopen(fd, "wb") as file:  # a buffered file writes all of `data`
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
             if create:
                 try:
                     os.link(tmp, path)  # fails, unlike rename, when the target exists

@@ -58,6 +58,9 @@ KINDS: dict[str, StorageKind] = {
 }
 
 
+MASK = "********"
+
+
 class LoginError(ValueError):
     """A login does not fit its storage type; the text names the field, never its value."""
 
@@ -95,7 +98,7 @@ def masked_login(storage_type: str, login: Any) -> dict:
     secrets = kind.secret_fields if kind else ()
     if not isinstance(login, dict):
         return {}
-    return {k: ("********" if k in secrets else v) for k, v in login.items()}
+    return {k: (MASK if k in secrets else v) for k, v in login.items()}
 
 
 def build_provider(storage_type: str, name: str, login: Any) -> StorageProvider:

@@ -420,7 +420,7 @@ def test_a_job_of_a_sigkilled_spooler_is_done_by_another_once_its_lease_runs_out
     start, base, queue
 ):
     job_id = submit(queue, "multiqudit", slow_job(8))
-    killed = start("--backends", "multiqudit")
+    killed = start("--backends", "multiqudit", "--lease-seconds", "2")  # the lease that runs out
     wait_until(lambda: job_id in ids_in(base, "jobs/running"), 15, "the job to be claimed")
     killed.proc.kill()
     killed.proc.wait(timeout=10)
