@@ -23,7 +23,7 @@ if ! pg_isready -q -t 5; then
 fi
 scratch="qlued_ci_$$"
 psql -q -d postgres -c "CREATE DATABASE $scratch"
-trap 'psql -q -d postgres -c "DROP DATABASE IF EXISTS test_$scratch" -c "DROP DATABASE IF EXISTS $scratch"' EXIT
+trap 'PGOPTIONS="--client-min-messages=warning" psql -q -d postgres -c "DROP DATABASE IF EXISTS test_$scratch" -c "DROP DATABASE IF EXISTS $scratch"' EXIT
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$scratch" \
   $BIN/pytest -m "not client and not interop" -p no:cacheprovider
 
