@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CRASH_DETAIL = "The job crashed the spooler."
 MAX_ATTEMPTS = 3
+QUEUE_BATCH_SECONDS = 1.0
 
 Signer = Callable[[dict], dict]
 
@@ -87,6 +90,7 @@ class StorageProvider(ABC):
 
     def __init__(self, name: str) -> None:
         self.name = check_name(name)
+        self._batches: dict[str, tuple[float, deque[str]]] = {}
 
     # ---- primitives: what a medium must provide --------------------------------
 
@@ -206,14 +210,35 @@ class StorageProvider(ABC):
         With `lease_seconds` the lease records its own length, which reapers then
         honour; without it, each reaper applies its own.
         """
-        queued = (i for i in self.list_ids(Place.QUEUED, display) if self.is_job_id(i))
-        for job_id in sorted(queued):  # a stray file in a queue is no job: pass it by
-            try:
-                self.move(Ref(Place.QUEUED, job_id, display), Ref(Place.RUNNING, job_id))
-            except NotFound:
-                continue  # another spooler was faster
-            return self._lease(display, job_id, owner, lease_seconds)
-        return None
+        fresh = False
+        while True:
+            batch, listed = self._queue_batch(display, fresh=fresh)
+            while batch:
+                job_id = batch.popleft()
+                try:
+                    self.move(Ref(Place.QUEUED, job_id, display), Ref(Place.RUNNING, job_id))
+                except NotFound:
+                    continue  # another spooler was faster
+                return self._lease(display, job_id, owner, lease_seconds)
+            if listed:
+                return None
+            fresh = True  # the batch ran dry: one look for jobs that came since
+
+    def _queue_batch(self, display: str, *, fresh: bool) -> tuple[deque[str], bool]:
+        """The queue's job ids, oldest first, listed at most every QUEUE_BATCH_SECONDS.
+
+        Listing a long queue for every claim costs more than running a small job;
+        ids only grow with time, so a batch stays in order, and a job handed back
+        under its old id is seen at the next listing.
+        """
+        now = time.monotonic()
+        listed_at, batch = self._batches.get(display, (0.0, deque()))
+        if fresh or not batch or now - listed_at > QUEUE_BATCH_SECONDS:
+            queued = (i for i in self.list_ids(Place.QUEUED, display) if self.is_job_id(i))
+            batch = deque(sorted(queued))  # a stray file in a queue is no job: pass it by
+            self._batches[display] = (now, batch)
+            return batch, True
+        return batch, False
 
     def _read_lease(self, job_id: str) -> Lease | None:
         """The lease of a job; a missing or unreadable one counts as none."""

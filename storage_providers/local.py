@@ -23,6 +23,10 @@ from .names import check_key_id, check_name, is_name
 # Pauses between attempts to parse a document another process is rewriting.
 READ_RETRIES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 
+# Written atomically but not fsynced: a lease lost in a power cut is rebuilt by the
+# reaper (a running job without a lease is adopted), and it is written per job.
+REBUILDABLE = frozenset({Place.LEASES})
+
 FOLDERS = {
     Place.CONFIGS: "backends/configs",
     Place.QUEUED: "jobs/queued",
@@ -98,26 +102,29 @@ class LocalProvider(StorageProvider):
 
     def write(self, ref: Ref, doc: dict, *, create: bool = False) -> None:
         path = self._path(ref)
+        durable = ref.place not in REBUILDABLE
         data = orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
         try:
             try:
                 self._ensure(path.parent)
-                self._write_atomic(path, data, create)
+                self._write_atomic(path, data, create, durable)
             except FileNotFoundError:
                 self._made.discard(path.parent)  # the folder was removed under us: once more
                 self._ensure(path.parent)
-                self._write_atomic(path, data, create)
+                self._write_atomic(path, data, create, durable)
         except OSError as exc:  # the second attempt's failure too
             raise _storage_error(exc, "write") from None
 
-    def _write_atomic(self, path: Path, data: bytes, create: bool) -> None:
+    def _write_atomic(self, path: Path, data: bytes, create: bool, durable: bool) -> None:
         tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        named = False
         try:
             with os.fdopen(fd, "wb") as file:  # a buffered file writes all of `data`
                 file.write(data)
                 file.flush()
-                os.fsync(file.fileno())
+                if durable:
+                    os.fsync(file.fileno())
             if create:
                 try:
                     os.link(tmp, path)  # fails, unlike rename, when the target exists
@@ -125,8 +132,10 @@ class LocalProvider(StorageProvider):
                     raise AlreadyExists(f"{path.name} already exists") from None
             else:
                 tmp.replace(path)
+                named = True  # the temporary name is gone with the rename
         finally:
-            tmp.unlink(missing_ok=True)  # after link a second name; after a failed rename, litter
+            if not named:
+                tmp.unlink(missing_ok=True)  # the second name after link, or litter
 
     def move(self, src: Ref, dst: Ref) -> None:
         source, target = self._path(src), self._path(dst)
