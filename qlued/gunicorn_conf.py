@@ -21,3 +21,6 @@ class RedactingLogger(Logger):
 
 
 logger_class = RedactingLogger
+# gunicorn's control socket defaults to one path per host user, so two servers on
+# one machine (a staging and a production copy, a benchmark and its floor) collide.
+control_socket_disable = True
