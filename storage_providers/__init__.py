@@ -1,7 +1,15 @@
 """Storage providers shared by the qlued API and the spoolers (plain Python, no Django)."""
 
 from .base import Claim, Place, Ref, StorageProvider, unwrap
-from .errors import AccessDenied, AlreadyExists, InvalidName, NotFound, StorageError, Unavailable
+from .errors import (
+    AccessDenied,
+    AlreadyExists,
+    Corrupt,
+    InvalidName,
+    NotFound,
+    StorageError,
+    Unavailable,
+)
 from .local import LocalProvider
 from .registry import KINDS, LoginError, TypeUnavailable, build_provider, check_login
 
@@ -10,6 +18,7 @@ __all__ = [
     "AccessDenied",
     "AlreadyExists",
     "Claim",
+    "Corrupt",
     "InvalidName",
     "LocalProvider",
     "LoginError",

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from pydantic import ValidationError
 
-from .errors import AlreadyExists, InvalidName, NotFound
+from .errors import AlreadyExists, Corrupt, InvalidName, NotFound
 from .names import OBJECT_ID_RE, check_name, new_object_id
 from .schemas import Lease, initial_status, status_msg, utcnow
 
@@ -242,12 +242,16 @@ class StorageProvider(ABC):
 
     def _read_lease(self, job_id: str) -> Lease | None:
         """The lease of a job; a missing or unreadable one counts as none."""
+        ref = Ref(Place.LEASES, job_id)
         try:
-            return Lease.model_validate(self.read(Ref(Place.LEASES, job_id)))
+            return Lease.model_validate(self.read(ref))
         except NotFound:
             return None
-        except ValidationError:
-            log.warning("lease of job %s is malformed: treated as missing", job_id)
+        except (ValidationError, Corrupt):
+            # Leases are rebuildable (and not fsynced): drop a damaged one, so that
+            # the reaper adopts the job afresh instead of tripping over it forever.
+            log.warning("lease of job %s is damaged: removed", job_id)
+            self.delete(ref)
             return None
 
     def _lease(self, display: str, job_id: str, owner: str, lease_seconds: float | None) -> Claim:

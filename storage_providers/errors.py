@@ -22,6 +22,10 @@ class Unavailable(StorageError):
     """The storage cannot be reached right now; trying again later may work."""
 
 
+class Corrupt(Unavailable):
+    """A document stays unparseable: half-written by a foreign writer, or damaged."""
+
+
 class AccessDenied(StorageError):
     """The storage refused our credentials or the operation."""
 

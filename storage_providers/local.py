@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from .base import PER_BACKEND, Place, Ref, StorageProvider
-from .errors import AccessDenied, AlreadyExists, NotFound, StorageError, Unavailable
+from .errors import AccessDenied, AlreadyExists, Corrupt, NotFound, StorageError, Unavailable
 from .names import check_key_id, check_name, is_name
 
 # Pauses between attempts to parse a document another process is rewriting.
@@ -98,7 +98,7 @@ class LocalProvider(StorageProvider):
             if not isinstance(doc, dict):
                 raise NotFound(f"{ref.place} {ref.doc_id} is not a document")
             return doc
-        raise Unavailable(f"{ref.place} {ref.doc_id} stays unreadable (half-written?)")
+        raise Corrupt(f"{ref.place} {ref.doc_id} stays unreadable (half-written?)")
 
     def write(self, ref: Ref, doc: dict, *, create: bool = False) -> None:
         path = self._path(ref)

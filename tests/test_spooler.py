@@ -484,6 +484,20 @@ def test_a_malformed_lease_does_not_stop_the_running_loop(make_spooler, base, qu
     assert not loop.is_alive()
 
 
+def test_a_damaged_lease_is_replaced_so_that_its_job_still_comes_back(make_spooler, base, queue):
+    job_id = submit(queue, "singlequdit", spin_job())
+    queue.claim_next("singlequdit", owner="a spooler that died in a power cut")
+    (base / "jobs/leases" / f"{job_id}.json").write_bytes(b"")  # leases are not fsynced
+    survivor = make_spooler("singlequdit")
+    survivor.announce()  # the backend has its config, as it always has in service
+    reaper = survivor.provider
+
+    assert reaper.reap_expired(lease_seconds=60, now=later(1)) == []  # adopted: the clock starts
+    assert reaper.reap_expired(lease_seconds=60, now=later(62)) == [job_id]
+
+    assert where_is(base, "singlequdit", job_id) == ["jobs/queued/singlequdit"]
+
+
 # ---- leases: spoolers that die ------------------------------------------------------------
 
 
