@@ -156,6 +156,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": config("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Replaces Django's own console handler, which would print lines twice, unredacted.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
