@@ -32,9 +32,10 @@ run: setup  ## serve on 127.0.0.1:8000 with the demo provider, its spooler and a
 test: setup  ## every suite: SQLite, PostgreSQL, then the client and interop suites
 	bash tests/run_all.sh
 
-lint: setup  ## ruff
+lint: setup  ## ruff, and mypy --strict on the plain-Python packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 fmt: setup  ## ruff, fixing
 	$(BIN)/ruff check --fix .

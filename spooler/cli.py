@@ -12,6 +12,7 @@ from typing import Any
 
 from storage_providers import StorageProvider
 from storage_providers.names import KEY_ID_RE
+from storage_providers.schemas import Document
 
 from .simulators import BACKENDS
 from .worker import Spooler, SpoolerOptions
@@ -39,7 +40,7 @@ def add_spooler_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--private-jwk", type=Path, help="Ed25519 private JWK: sign what we write")
 
 
-def build_spooler(provider: StorageProvider, options: Any) -> tuple[Spooler, dict | None]:
+def build_spooler(provider: StorageProvider, options: Any) -> tuple[Spooler, Document | None]:
     """A spooler for the parsed options, and the public key to publish (when signing)."""
     wanted = [name.strip() for name in options.backends.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in BACKENDS]
@@ -61,7 +62,7 @@ def build_spooler(provider: StorageProvider, options: Any) -> tuple[Spooler, dic
             raise UsageError("The key id may hold only letters, digits, '_' and '-' (1-128).")
         kid, public = key.kid, key.public_jwk()
 
-        def signer(doc: dict) -> dict:
+        def signer(doc: Document) -> Document:
             return sign(doc, key)
 
     spooler = Spooler(

@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from storage_providers import Claim, Place, StorageError, StorageProvider
-from storage_providers.schemas import utcnow
+from storage_providers.schemas import Document, utcnow
 
 from .simulators import Backend, JobRejected
 
 log = logging.getLogger("spooler")
 
-Signer = Callable[[dict], dict]
+Signer = Callable[[Document], Document]
 CRASH_REASON = "The simulator failed on this job; the operator has the details in the log."
 
 
@@ -41,7 +41,7 @@ class SpoolerOptions:
 @dataclass
 class _Served:
     backend: Backend
-    config: dict
+    config: Document
     stamped_at: float = field(default=0.0)
 
 
@@ -69,14 +69,14 @@ class Spooler:
         self._reaped_at = 0.0
         self._turn = 0
 
-    def _config_of(self, backend: Backend) -> dict:
+    def _config_of(self, backend: Backend) -> Document:
         config = dict(backend.config())
         config.update(sign=self.signer is not None, kid=self.kid)
         return config
 
     # ---- start -------------------------------------------------------------------
 
-    def announce(self, public_jwk: dict | None = None) -> None:
+    def announce(self, public_jwk: Document | None = None) -> None:
         """Write every served backend's config (and our public key) into storage."""
         if public_jwk is not None:
             self.provider.upload_public_key(public_jwk)
@@ -164,7 +164,7 @@ class Spooler:
         served = self._served[claim.display]
         started = time.perf_counter()
         self._current = claim
-        result: dict | None = None
+        result: Document | None = None
         try:
             result = served.backend.run(claim.job, job_id=claim.job_id)
         except JobRejected as exc:

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from .errors import AlreadyExists, Corrupt, InvalidName, NotFound
 from .names import OBJECT_ID_RE, check_name, new_object_id
-from .schemas import Lease, initial_status, status_msg, utcnow
+from .schemas import Document, Lease, initial_status, status_msg, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ CRASH_DETAIL = "The job crashed the spooler."
 MAX_ATTEMPTS = 3
 QUEUE_BATCH_SECONDS = 1.0
 
-Signer = Callable[[dict], dict]
+Signer = Callable[[Document], Document]
 
 
 class Place(StrEnum):
@@ -68,13 +68,13 @@ class Claim:
 
     job_id: str
     display: str
-    job: dict
+    job: Document
     owner: str
     attempts: int
     username: str = ""
 
 
-def unwrap(doc: dict) -> dict:
+def unwrap(doc: Document) -> Document:
     """The document itself, whether stored plain or as a signed envelope (SPEC §3)."""
     if "payload" in doc and "signature" in doc and "header" in doc:
         payload = doc["payload"]
@@ -95,11 +95,11 @@ class StorageProvider(ABC):
     # ---- primitives: what a medium must provide --------------------------------
 
     @abstractmethod
-    def read(self, ref: Ref) -> dict:
+    def read(self, ref: Ref) -> Document:
         """The document at `ref`; NotFound when absent."""
 
     @abstractmethod
-    def write(self, ref: Ref, doc: dict, *, create: bool = False) -> None:
+    def write(self, ref: Ref, doc: Document, *, create: bool = False) -> None:
         """Store `doc` atomically; with `create`, AlreadyExists instead of overwriting."""
 
     @abstractmethod
@@ -147,26 +147,28 @@ class StorageProvider(ABC):
 
     # ---- configs ----------------------------------------------------------------
 
-    def get_config(self, display: str) -> dict:
+    def get_config(self, display: str) -> Document:
         """The stored config of a backend, as a plain document (envelopes unwrapped)."""
         return unwrap(self.read(Ref(Place.CONFIGS, check_name(display))))
 
-    def upload_config(self, display: str, config: dict, signer: Signer | None = None) -> None:
+    def upload_config(self, display: str, config: Document, signer: Signer | None = None) -> None:
         """Store a backend config, signed when a signer is given."""
         doc = signer(config) if signer else config
         self.write(Ref(Place.CONFIGS, check_name(display)), doc)
 
-    def upload_public_key(self, jwk: dict) -> None:
+    def upload_public_key(self, jwk: Document) -> None:
         """Publish a public JWK under its key id."""
         self.write(Ref(Place.PUBLIC_KEYS, jwk["kid"]), jwk)
 
-    def get_public_key(self, kid: str) -> dict:
+    def get_public_key(self, kid: str) -> Document:
         """A published public JWK."""
         return self.read(Ref(Place.PUBLIC_KEYS, kid))
 
     # ---- the API's side of a job ------------------------------------------------
 
-    def submit_job(self, display: str, job_id: str, job: dict, *, username: str = "") -> dict:
+    def submit_job(
+        self, display: str, job_id: str, job: Document, *, username: str = ""
+    ) -> Document:
         """Write the initial status, then queue the job (SPEC §7.1); return the status.
 
         The status goes first so that a spooler never finds a job without one, and
@@ -188,13 +190,13 @@ class StorageProvider(ABC):
             except Exception:  # best effort: the answer is already a failure
                 log.warning("could not withdraw %s of job %s", ref.place, job_id)
 
-    def get_status(self, display: str, job_id: str, *, username: str = "") -> dict:
+    def get_status(self, display: str, job_id: str, *, username: str = "") -> Document:
         """The job's StatusMsgDict."""
         self.check_job_id(job_id)
         ref = Ref(Place.STATUS, job_id, display, self.user_folder(username))
         return unwrap(self.read(ref))
 
-    def get_result(self, display: str, job_id: str, *, username: str = "") -> dict:
+    def get_result(self, display: str, job_id: str, *, username: str = "") -> Document:
         """The job's result document."""
         self.check_job_id(job_id)
         ref = Ref(Place.RESULTS, job_id, display, self.user_folder(username))
@@ -285,7 +287,9 @@ class StorageProvider(ABC):
         self.write(ref, lease.model_dump(mode="json"))
         return True
 
-    def finish(self, claim: Claim, result: dict, detail: str, signer: Signer | None = None) -> bool:
+    def finish(
+        self, claim: Claim, result: Document, detail: str, signer: Signer | None = None
+    ) -> bool:
         """Result, then finished folder, then status DONE, then release (SPEC §7.3).
 
         Returns False, writing nothing, when the lease was lost: the job is then

@@ -19,6 +19,7 @@ import orjson
 from .base import PER_BACKEND, Place, Ref, StorageProvider
 from .errors import AccessDenied, AlreadyExists, Corrupt, NotFound, StorageError, Unavailable
 from .names import check_key_id, check_name, is_name
+from .schemas import Document
 
 # Pauses between attempts to parse a document another process is rewriting.
 READ_RETRIES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
@@ -82,7 +83,7 @@ class LocalProvider(StorageProvider):
 
     # ---- primitives -------------------------------------------------------------
 
-    def read(self, ref: Ref) -> dict:
+    def read(self, ref: Ref) -> Document:
         path = self._path(ref)
         for pause in READ_RETRIES:
             try:
@@ -100,7 +101,7 @@ class LocalProvider(StorageProvider):
             return doc
         raise Corrupt(f"{ref.place} {ref.doc_id} stays unreadable (half-written?)")
 
-    def write(self, ref: Ref, doc: dict, *, create: bool = False) -> None:
+    def write(self, ref: Ref, doc: Document, *, create: bool = False) -> None:
         path = self._path(ref)
         durable = ref.place not in REBUILDABLE
         data = orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)

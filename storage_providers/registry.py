@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .base import StorageProvider
 from .local import LocalProvider
+from .schemas import Document
 
 
 class _Login(BaseModel):
@@ -92,7 +93,7 @@ def _describe(err: Any) -> str:
     return f"'{field}' must be a string"
 
 
-def masked_login(storage_type: str, login: Any) -> dict:
+def masked_login(storage_type: str, login: Any) -> Document:
     """The login with its secrets replaced, for lists and logs."""
     kind = KINDS.get(storage_type)
     secrets = kind.secret_fields if kind else ()

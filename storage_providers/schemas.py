@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+Document = dict[str, Any]  # a JSON object as stored
 StatusValue = Literal["INITIALIZING", "QUEUED", "DONE", "ERROR"]
 WireOrder = Literal["sequential", "interleaved"]
 ColdAtomType = Literal["fermion", "boson", "spin", "mixed"]
@@ -25,12 +26,12 @@ class StatusMsg(BaseModel):
     error_message: str
 
 
-def status_msg(job_id: str, status: str, detail: str, error_message: str = "None") -> dict:
+def status_msg(job_id: str, status: str, detail: str, error_message: str = "None") -> Document:
     """A StatusMsgDict as a plain dict, the form it is stored and served in."""
     return {"job_id": job_id, "status": status, "detail": detail, "error_message": error_message}
 
 
-def initial_status(job_id: str) -> dict:
+def initial_status(job_id: str) -> Document:
     """The status post_job writes before it queues the job."""
     return status_msg(job_id, "INITIALIZING", "Got your json.")
 
@@ -87,7 +88,7 @@ class JobShapeError(ValueError):
     """A posted job is not an object of experiments of the shape of SPEC §3."""
 
 
-def check_job(job: Any, default_wire_order: str) -> dict:
+def check_job(job: Any, default_wire_order: str) -> Document:
     """Validate a posted job and fill in `wire_order` where it is missing.
 
     Existing spoolers fail on an experiment without `wire_order`, so the backend's

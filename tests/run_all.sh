@@ -7,8 +7,9 @@ BIN=.venv/bin
 export DEBUG=true SECRET_KEY=test-only-secret-key
 unset DATABASE_URL
 
-echo "== ruff"
+echo "== ruff and mypy"
 $BIN/ruff check .
+$BIN/mypy
 
 echo "== SQLite"
 $BIN/pytest -m "not client and not interop" -p no:cacheprovider
