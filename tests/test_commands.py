@@ -117,6 +117,7 @@ def test_create_storage_provider_accepts_a_mongodb_login(db):
 def test_create_storage_provider_refuses_bad_input_in_one_line(db, args, message):
     assert refused(*args) == message
     assert not StorageProviderDb.objects.exists()
+    assert not get_user_model().objects.exists()  # no owner left behind either
 
 
 def test_create_storage_provider_refuses_a_duplicate_name_whatever_its_case(db):

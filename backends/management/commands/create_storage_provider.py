@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from backends.models import StorageType
 from backends.services import create_storage_provider, get_or_create_user
@@ -35,16 +36,16 @@ class Command(BaseCommand):
             login = json.loads(options["login"])
         except json.JSONDecodeError:
             raise CommandError("--login is not valid JSON.") from None
-        owner = get_or_create_user(options["owner"])
         try:
-            row = create_storage_provider(
-                name=options["name"],
-                storage_type=options["type"],
-                login=login,
-                owner=owner,
-                description=options["description"],
-                is_active=not options["inactive"],
-            )
+            with transaction.atomic():  # a refused provider leaves no new owner behind
+                row = create_storage_provider(
+                    name=options["name"],
+                    storage_type=options["type"],
+                    login=login,
+                    owner=get_or_create_user(options["owner"]),
+                    description=options["description"],
+                    is_active=not options["inactive"],
+                )
         except ValidationError as exc:
             raise CommandError(validation_text(exc)) from None
         self.stdout.write(f"Created storage provider {row.name} ({row.storage_type}).")
