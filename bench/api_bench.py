@@ -40,12 +40,12 @@ from pathlib import Path
 from typing import IO
 
 from harness import (
-    DATA,
     DRIVER,
     PYTHON,
     BenchError,
     Scratch,
     Server,
+    add_workdir_option,
     children,
     cpu_seconds,
     json_ids,
@@ -53,6 +53,7 @@ from harness import (
     raise_on_sigterm,
     read_json,
     rss_kib,
+    say,
     session_cpu_seconds,
 )
 
@@ -147,17 +148,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--json", type=Path, help="also keep the driver's raw results here")
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=DATA,
-        help="where the scratch folder goes (default: %(default)s)",
-    )
+    add_workdir_option(parser)
     return parser.parse_args(argv)
-
-
-def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def run(scratch: Scratch, options: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ wrk included) and remove the folder, also after Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -54,6 +55,21 @@ class Server:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def say(text: str) -> None:
+    """Progress on stderr, so that stdout holds only the tables."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def add_workdir_option(parser: argparse.ArgumentParser) -> None:
+    """Where a benchmark puts its scratch install."""
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=DATA,
+        help="where the scratch folder goes (default: %(default)s)",
+    )
 
 
 def raise_on_sigterm() -> None:

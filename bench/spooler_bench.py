@@ -30,15 +30,16 @@ from pathlib import Path
 
 import requests
 from harness import (
-    DATA,
     BenchError,
     Scratch,
+    add_workdir_option,
     cpu_seconds,
     json_ids,
     machine_busy_seconds,
     percentile,
     raise_on_sigterm,
     read_json,
+    say,
     session_cpu_seconds,
 )
 
@@ -113,17 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=60, help="seconds per throughput run")
     parser.add_argument("--latency-jobs", type=int, default=100, help="jobs posted one by one")
     parser.add_argument("--poll", type=float, default=0.01, help="get_job_status interval (s)")
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=DATA,
-        help="where the scratch folder goes (default: %(default)s)",
-    )
+    add_workdir_option(parser)
     return parser.parse_args(argv)
-
-
-def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 # ---- throughput ------------------------------------------------------------------
