@@ -172,6 +172,32 @@ def test_a_refused_command_exits_1_with_one_line_and_no_traceback(manage):
     assert "Traceback" not in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["create_storage_provider", "--name", "lab"],
+            "the following arguments are required: --type, --login, --owner",
+        ),
+        (["issue_token"], "the following arguments are required: username"),
+        (
+            ["upload_backend_config", "config.json"],
+            "the following arguments are required: --provider",
+        ),
+        (
+            ["run_spooler", "alqor", "--lease-seconds", "soon"],
+            "argument --lease-seconds: invalid float value: 'soon'",
+        ),
+    ],
+)
+def test_wrong_flags_are_one_line_and_exit_1_not_a_usage_page(manage, args, message):
+    done = manage(*args)
+
+    assert done.returncode == 1
+    assert done.stderr == f"CommandError: Error: {message}\n"
+    assert done.stdout == ""
+
+
 def test_an_accepted_command_then_a_duplicate_as_real_processes(manage, tmp_path):
     args = create("oplab", "local", json.dumps({"base_path": str(tmp_path)}))[1:]
 

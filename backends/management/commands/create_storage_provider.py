@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
+from backends.management.base import OperatorCommand
 from backends.models import StorageType
 from backends.services import create_storage_provider, get_or_create_user
 
@@ -20,7 +21,7 @@ def validation_text(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Create a storage provider (the owner user is created when missing)."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from backends.auth import issue_token
+from backends.management.base import OperatorCommand
 from backends.services import get_or_create_user
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Issue a new API token for USERNAME (created when missing)."
 
     def add_arguments(self, parser: CommandParser) -> None:

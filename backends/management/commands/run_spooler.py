@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from backends.management.base import OperatorCommand
 from backends.models import StorageProviderDb
 from spooler.cli import UsageError, add_spooler_options, configure_logging, serve
 from storage_providers import LoginError, StorageError, TypeUnavailable, build_provider
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Run the built-in simulators' spooler on storage provider PROVIDER."
 
     def add_arguments(self, parser: CommandParser) -> None:

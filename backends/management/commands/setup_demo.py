@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from backends.auth import issue_token
 from backends.cache import clear_all
+from backends.management.base import OperatorCommand
 from backends.models import StorageProviderDb, Token
 from backends.services import get_or_create_user
 from spooler.simulators import BACKENDS
@@ -18,7 +19,7 @@ from storage_providers import LocalProvider
 DEMO_USER = "demo"
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Create the demo provider (local storage), its backend configs and a fresh demo token."
 
     def add_arguments(self, parser: CommandParser) -> None:

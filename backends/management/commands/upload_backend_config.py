@@ -6,15 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from pydantic import ValidationError
 
+from backends.management.base import OperatorCommand
 from backends.models import StorageProviderDb
 from backends.services import upload_backend_config
 from storage_providers import StorageError, TypeUnavailable
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Validate FILE.json as a backend config and upload it into provider N."
 
     def add_arguments(self, parser: CommandParser) -> None:
