@@ -12,18 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 Document = dict[str, Any]  # a JSON object as stored
-StatusValue = Literal["INITIALIZING", "QUEUED", "DONE", "ERROR"]
 WireOrder = Literal["sequential", "interleaved"]
 ColdAtomType = Literal["fermion", "boson", "spin", "mixed"]
-
-
-class StatusMsg(BaseModel):
-    """StatusMsgDict: the answer to every status question and every error."""
-
-    job_id: str
-    status: str
-    detail: str
-    error_message: str
 
 
 def status_msg(job_id: str, status: str, detail: str, error_message: str = "None") -> Document:

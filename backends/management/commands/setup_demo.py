@@ -39,8 +39,9 @@ class Command(OperatorCommand):
         )
         if row.storage_type == "local":
             provider = LocalProvider(row.name, row.login["base_path"])
+            present = set(provider.list_backends())
             for display, backend in BACKENDS.items():
-                if display not in provider.list_backends():
+                if display not in present:
                     provider.upload_config(display, backend.config())
         # Only digests are kept, so an old demo token cannot be shown again: issue a new one.
         Token.objects.filter(user=user).delete()
