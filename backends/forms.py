@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from storage_providers.registry import MASK
+from storage_providers.registry import MASK, login_help
 
 from .models import StorageProviderDb
 
@@ -17,13 +17,7 @@ class StorageProviderForm(forms.ModelForm):
     class Meta:
         model = StorageProviderDb
         fields = ["name", "storage_type", "description", "owner", "is_active", "login"]
-        help_texts = {
-            "login": (
-                'local: {"base_path": "/srv/qlued"}; mongodb: {"mongodb_username", '
-                '"mongodb_password", "mongodb_database_url"}; dropbox: {"app_key", '
-                '"app_secret", "refresh_token"}.'
-            )
-        }
+        help_texts = {"login": login_help()}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -10,17 +10,17 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from storage_providers.registry import LoginError, check_login, masked_login
+from storage_providers.registry import KINDS, LoginError, check_login, masked_login
 
 name_validator = RegexValidator(
     r"^[a-z0-9]+$", "Use lowercase letters and digits only (no spaces, no underscores)."
 )
 
 
-class StorageType(models.TextChoices):
-    DROPBOX = "dropbox", "Dropbox"
-    MONGODB = "mongodb", "MongoDB"
-    LOCAL = "local", "Local folder"
+# The storage types and their labels come from the one registry of storage_providers.
+StorageType = models.TextChoices(  # type: ignore[misc]
+    "StorageType", [(kind.upper(), (kind, k.label)) for kind, k in KINDS.items()]
+)
 
 
 class StorageProviderDb(models.Model):

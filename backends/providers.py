@@ -11,8 +11,11 @@ import json
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from storage_providers import StorageProvider, TypeUnavailable, build_provider
-from storage_providers.registry import LoginError
+from storage_providers.mongodb import MongoTimeouts
+from storage_providers.registry import LoginError, ProviderOptions
 
 from .cache import TTLCache
 from .errors import StorageUnavailable, UnknownBackend
@@ -60,13 +63,25 @@ def active_entries() -> list[ProviderEntry]:
     )
 
 
+def provider_options() -> ProviderOptions:
+    """The settings every provider object of this process is built with."""
+    return ProviderOptions(
+        mongo_timeouts=MongoTimeouts(
+            server_selection=settings.MONGODB_SERVER_SELECTION_TIMEOUT,
+            connect=settings.MONGODB_CONNECT_TIMEOUT,
+            socket=settings.MONGODB_SOCKET_TIMEOUT,
+        )
+    )
+
+
 def provider_for(entry: ProviderEntry) -> StorageProvider:
     """The provider object of `entry`, built once and reused until the entry changes."""
     held = _objects.get(entry.pk)
     if held is not None and held[0] == entry:
         return held[1]
     try:
-        provider = build_provider(entry.storage_type, entry.name, json.loads(entry.login_json))
+        login = json.loads(entry.login_json)
+        provider = build_provider(entry.storage_type, entry.name, login, provider_options())
     except TypeUnavailable:
         raise StorageUnavailable(f"Storage type {entry.storage_type} is not available.") from None
     except LoginError:

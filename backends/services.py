@@ -18,6 +18,7 @@ from storage_providers.schemas import BackendConfigIn, JobShapeError, check_job
 from .auth import Caller
 from .errors import JobRefused
 from .models import Job, StorageProviderDb
+from .providers import provider_options
 from .selectors import Backend
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,9 @@ def create_storage_provider(
 def upload_backend_config(*, provider_row: StorageProviderDb, config: Any) -> BackendConfigIn:
     """Check a backend config against the stored schema, then write it into the provider."""
     parsed = BackendConfigIn.model_validate(config)
-    provider = build_provider(provider_row.storage_type, provider_row.name, provider_row.login)
+    provider = build_provider(
+        provider_row.storage_type, provider_row.name, provider_row.login, provider_options()
+    )
     try:
         provider.upload_config(check_name(parsed.display_name), parsed.model_dump(mode="json"))
     finally:

@@ -52,6 +52,11 @@ CACHE_SECONDS = _positive("CACHE_SECONDS", 2)
 MAX_REQUEST_BYTES = int(_positive("MAX_REQUEST_BYTES", 10 * 1024 * 1024, int))
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
+# How long the service waits for a MongoDB server before answering 503 (seconds).
+MONGODB_SERVER_SELECTION_TIMEOUT = _positive("MONGODB_SERVER_SELECTION_TIMEOUT", 3)
+MONGODB_CONNECT_TIMEOUT = _positive("MONGODB_CONNECT_TIMEOUT", 3)
+MONGODB_SOCKET_TIMEOUT = _positive("MONGODB_SOCKET_TIMEOUT", 10)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -101,7 +101,8 @@ class Spooler:
         now = time.monotonic()
         if not force and now - served.stamped_at < self.options.stamp_every:
             return
-        served.config["last_queue_check"] = utcnow().isoformat()
+        # whole seconds: MongoDB keeps a date to the millisecond, and a signature covers it
+        served.config["last_queue_check"] = utcnow().replace(microsecond=0).isoformat()
         served.config["pending_jobs"] = len(self.provider.list_ids(Place.QUEUED, display))
         self.provider.upload_config(display, served.config, self.signer)
         served.stamped_at = now

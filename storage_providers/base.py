@@ -22,7 +22,7 @@ from typing import ClassVar
 from pydantic import ValidationError
 
 from .errors import AlreadyExists, Corrupt, InvalidName, NotFound
-from .names import OBJECT_ID_RE, check_name, new_object_id
+from .names import OBJECT_ID_RE, USER_FOLDER_RE, check_key_id, check_name, is_name, new_object_id
 from .schemas import Document, Lease, initial_status, status_msg, utcnow
 
 log = logging.getLogger(__name__)
@@ -93,33 +93,93 @@ class StorageProvider(ABC):
         self._batches: dict[str, tuple[float, deque[str]]] = {}
 
     # ---- primitives: what a medium must provide --------------------------------
+    # Each is called only with a Ref the base has checked (`check_ref`), so a medium
+    # never sees a name or an id that could traverse a path or inject into a query.
 
     @abstractmethod
-    def read(self, ref: Ref) -> Document:
+    def _read(self, ref: Ref) -> Document:
         """The document at `ref`; NotFound when absent."""
 
     @abstractmethod
-    def write(self, ref: Ref, doc: Document, *, create: bool = False) -> None:
+    def _write(self, ref: Ref, doc: Document, *, create: bool) -> None:
         """Store `doc` atomically; with `create`, AlreadyExists instead of overwriting."""
 
     @abstractmethod
-    def move(self, src: Ref, dst: Ref) -> None:
-        """Move a document atomically; NotFound when `src` is gone (someone else took it)."""
+    def _move(self, src: Ref, dst: Ref) -> None:
+        """Move a document; NotFound when `src` is gone (someone else took it)."""
 
     @abstractmethod
-    def delete(self, ref: Ref) -> None:
+    def _delete(self, ref: Ref) -> None:
         """Remove a document; a missing one is not an error."""
 
     @abstractmethod
-    def list_ids(self, place: Place, display: str = "") -> list[str]:
+    def _list_ids(self, place: Place, display: str) -> list[str]:
         """The ids of the documents in a place, in no particular order."""
 
     @abstractmethod
-    def list_backends(self) -> list[str]:
+    def _list_backends(self) -> list[str]:
         """The display names that have a config."""
+
+    def _claim(self, display: str, job_id: str) -> None:
+        """Take a queued job into `running` so that exactly one claimer wins; NotFound otherwise.
+
+        The default is the medium's move, right where a move is atomic (a rename).
+        A medium must never leave the job in neither place: when it needs two steps,
+        the copy comes before the delete, and the reaper repairs a job left in both.
+        """
+        self._move(Ref(Place.QUEUED, job_id, display), Ref(Place.RUNNING, job_id))
 
     def close(self) -> None:  # noqa: B027 - optional hook, most media hold nothing
         """Release clients and connections; the default has none."""
+
+    # ---- the checked primitives everyone else calls -----------------------------
+
+    def check_ref(self, ref: Ref) -> Ref:
+        """`ref` when every part of it may reach storage, else InvalidName (SPEC §4)."""
+        if not isinstance(ref.place, Place):
+            raise InvalidName(f"Unknown place: {ref.place!r}")
+        if ref.place is Place.CONFIGS:
+            check_name(ref.doc_id)
+        elif ref.place is Place.PUBLIC_KEYS:
+            check_key_id(ref.doc_id)
+        else:
+            self.check_job_id(ref.doc_id)
+        if ref.place in PER_BACKEND or ref.display:
+            check_name(ref.display)
+        if ref.username and not USER_FOLDER_RE.fullmatch(ref.username):
+            raise InvalidName(f"Invalid user folder: {ref.username!r}")
+        return ref
+
+    def read(self, ref: Ref) -> Document:
+        """The document at `ref`; NotFound when absent."""
+        return self._read(self.check_ref(ref))
+
+    def write(self, ref: Ref, doc: Document, *, create: bool = False) -> None:
+        """Store `doc` atomically; with `create`, AlreadyExists instead of overwriting."""
+        self._write(self.check_ref(ref), doc, create=create)
+
+    def move(self, src: Ref, dst: Ref) -> None:
+        """Move a document; NotFound when `src` is gone (someone else took it)."""
+        self._move(self.check_ref(src), self.check_ref(dst))
+
+    def delete(self, ref: Ref) -> None:
+        """Remove a document; a missing one is not an error."""
+        self._delete(self.check_ref(ref))
+
+    def list_ids(self, place: Place, display: str = "") -> list[str]:
+        """The ids of the documents in a place (one backend's, for per-backend places)."""
+        if place in PER_BACKEND or display:
+            check_name(display)
+        return self._list_ids(place, display)
+
+    def list_backends(self) -> list[str]:
+        """The display names that have a config, each once, invalid names left out."""
+        return sorted({name for name in self._list_backends() if is_name(name)})
+
+    def claim(self, display: str, job_id: str) -> None:
+        """Take one queued job into `running`; NotFound when another claimer was faster."""
+        self.check_job_id(job_id)
+        self._claim(check_name(display), job_id)
 
     # ---- ids --------------------------------------------------------------------
 
@@ -218,7 +278,7 @@ class StorageProvider(ABC):
             while batch:
                 job_id = batch.popleft()
                 try:
-                    self.move(Ref(Place.QUEUED, job_id, display), Ref(Place.RUNNING, job_id))
+                    self.claim(display, job_id)
                 except NotFound:
                     continue  # another spooler was faster
                 return self._lease(display, job_id, owner, lease_seconds)

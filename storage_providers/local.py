@@ -18,7 +18,6 @@ import orjson
 
 from .base import PER_BACKEND, Place, Ref, StorageProvider
 from .errors import AccessDenied, AlreadyExists, Corrupt, NotFound, StorageError, Unavailable
-from .names import check_key_id, check_name, is_name
 from .schemas import Document
 
 # Pauses between attempts to parse a document another process is rewriting.
@@ -62,18 +61,10 @@ class LocalProvider(StorageProvider):
 
     def _folder(self, place: Place, display: str = "") -> Path:
         folder = self.base_path / FOLDERS[place]
-        if place in PER_BACKEND:
-            folder = folder / check_name(display)
-        return folder
+        return folder / display if place in PER_BACKEND else folder
 
     def _path(self, ref: Ref) -> Path:
-        """The file of `ref`, after checking every part that reaches the path."""
-        if ref.place is Place.CONFIGS:
-            check_name(ref.doc_id)
-        elif ref.place is Place.PUBLIC_KEYS:
-            check_key_id(ref.doc_id)
-        else:
-            self.check_job_id(ref.doc_id)
+        """The file of `ref`; the base has checked every part of it (`check_ref`)."""
         return self._folder(ref.place, ref.display) / f"{ref.doc_id}.json"
 
     def _ensure(self, folder: Path) -> None:
@@ -83,7 +74,7 @@ class LocalProvider(StorageProvider):
 
     # ---- primitives -------------------------------------------------------------
 
-    def read(self, ref: Ref) -> Document:
+    def _read(self, ref: Ref) -> Document:
         path = self._path(ref)
         for pause in READ_RETRIES:
             try:
@@ -101,7 +92,7 @@ class LocalProvider(StorageProvider):
             return doc
         raise Corrupt(f"{ref.place} {ref.doc_id} stays unreadable (half-written?)")
 
-    def write(self, ref: Ref, doc: Document, *, create: bool = False) -> None:
+    def _write(self, ref: Ref, doc: Document, *, create: bool) -> None:
         path = self._path(ref)
         durable = ref.place not in REBUILDABLE
         data = orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
@@ -138,7 +129,7 @@ class LocalProvider(StorageProvider):
             if not named:
                 tmp.unlink(missing_ok=True)  # the second name after link, or litter
 
-    def move(self, src: Ref, dst: Ref) -> None:
+    def _move(self, src: Ref, dst: Ref) -> None:
         source, target = self._path(src), self._path(dst)
         try:
             self._ensure(target.parent)
@@ -147,22 +138,22 @@ class LocalProvider(StorageProvider):
             if source.exists():  # the target folder vanished: make it again
                 self._made.discard(target.parent)
                 self._ensure(target.parent)
-                return self.move(src, dst)
+                return self._move(src, dst)
             raise NotFound(f"{src.place} {src.doc_id} not found") from None
         except OSError as exc:
             raise _storage_error(exc, "move") from None
 
-    def delete(self, ref: Ref) -> None:
+    def _delete(self, ref: Ref) -> None:
         try:
             self._path(ref).unlink(missing_ok=True)
         except OSError as exc:
             raise _storage_error(exc, "delete") from None
 
-    def list_ids(self, place: Place, display: str = "") -> list[str]:
+    def _list_ids(self, place: Place, display: str) -> list[str]:
         return self._stems(self._folder(place, display))
 
-    def list_backends(self) -> list[str]:
-        return [name for name in self._stems(self._folder(Place.CONFIGS)) if is_name(name)]
+    def _list_backends(self) -> list[str]:
+        return self._stems(self._folder(Place.CONFIGS))
 
     def _stems(self, folder: Path) -> list[str]:
         try:

@@ -7,13 +7,14 @@ and the spooler's command line all read this table, so a type is described once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .base import StorageProvider
 from .local import LocalProvider
+from .mongodb import MongoTimeouts
 from .schemas import Document
 
 
@@ -40,23 +41,62 @@ class DropboxLogin(_Login):
 
 
 @dataclass(frozen=True)
-class StorageKind:
-    """What the project knows of one storage type."""
+class ProviderOptions:
+    """Settings of the process that builds providers (the API's, or a spooler's defaults)."""
 
+    mongo_timeouts: MongoTimeouts = field(default_factory=MongoTimeouts)
+
+
+@dataclass(frozen=True)
+class StorageKind:
+    """What the project knows of one storage type: everything else reads it from here."""
+
+    label: str
     login: type[_Login]
     secret_fields: tuple[str, ...]
-    factory: Callable[[str, Any], StorageProvider] | None  # None: not in this build
+    login_example: str
+    factory: Callable[[str, Any, ProviderOptions], StorageProvider] | None  # None: not built
 
 
-def _local(name: str, login: LocalLogin) -> StorageProvider:
+def _local(name: str, login: LocalLogin, options: ProviderOptions) -> StorageProvider:
     return LocalProvider(name, base_path=login.base_path)
 
 
+def _mongodb(name: str, login: MongodbLogin, options: ProviderOptions) -> StorageProvider:
+    from .mongodb import MongodbProvider  # its driver is imported only when it is used
+
+    return MongodbProvider(
+        name,
+        username=login.mongodb_username,
+        password=login.mongodb_password,
+        database_url=login.mongodb_database_url,
+        timeouts=options.mongo_timeouts,
+    )
+
+
 KINDS: dict[str, StorageKind] = {
-    "local": StorageKind(LocalLogin, (), _local),
-    "mongodb": StorageKind(MongodbLogin, ("mongodb_password",), None),
-    "dropbox": StorageKind(DropboxLogin, ("app_secret", "refresh_token"), None),
+    "dropbox": StorageKind(
+        "Dropbox",
+        DropboxLogin,
+        ("app_secret", "refresh_token"),
+        '{"app_key": "…", "app_secret": "…", "refresh_token": "…"}',
+        None,
+    ),
+    "mongodb": StorageKind(
+        "MongoDB",
+        MongodbLogin,
+        ("mongodb_password",),
+        '{"mongodb_username": "lab", "mongodb_password": "…", '
+        '"mongodb_database_url": "cluster0.example.net" or "mongodb://host:27017/"}',
+        _mongodb,
+    ),
+    "local": StorageKind("Local folder", LocalLogin, (), '{"base_path": "/srv/qlued"}', _local),
 }
+
+
+def login_help() -> str:
+    """One line per storage type: the login it takes (the admin form's help text)."""
+    return "; ".join(f"{kind}: {k.login_example}" for kind, k in KINDS.items())
 
 
 MASK = "********"
@@ -102,10 +142,12 @@ def masked_login(storage_type: str, login: Any) -> Document:
     return {k: (MASK if k in secrets else v) for k, v in login.items()}
 
 
-def build_provider(storage_type: str, name: str, login: Any) -> StorageProvider:
+def build_provider(
+    storage_type: str, name: str, login: Any, options: ProviderOptions | None = None
+) -> StorageProvider:
     """A provider object for a stored entry; TypeUnavailable when this build lacks the type."""
     parsed = check_login(storage_type, login)
     factory = KINDS[storage_type].factory
     if factory is None:
         raise TypeUnavailable(storage_type)
-    return factory(name, parsed)
+    return factory(name, parsed, options or ProviderOptions())

@@ -6,6 +6,8 @@ job and a lease look like.
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -88,6 +90,14 @@ def check_job(job: Any, default_wire_order: str) -> Document:
         raise JobShapeError("The job must be a non-empty JSON object of experiments.")
     checked: dict[str, Any] = {}
     for name, experiment in job.items():
+        if not EXPERIMENT_NAME_RE.fullmatch(name) or name == "_id":
+            raise JobShapeError(
+                "Invalid job: experiment names are 1-64 characters of letters, digits, "
+                "'_' and '-' (not '_id')."
+            )
+        problem = _storable(experiment)
+        if problem:
+            raise JobShapeError(f"Invalid job: {name} holds {problem}.")
         try:
             ExperimentIn.model_validate(experiment)
         except ValidationError as exc:
@@ -99,6 +109,39 @@ def check_job(job: Any, default_wire_order: str) -> Document:
         if checked[name].get("wire_order") is None:
             checked[name]["wire_order"] = default_wire_order
     return checked
+
+
+EXPERIMENT_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+INT64 = range(-(2**63), 2**63)
+
+
+def _storable(value: Any) -> str:
+    """What keeps `value` from being stored exactly on every medium, or "" when nothing does.
+
+    Walks without recursion, so that deep nesting costs no stack.
+    """
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if item not in INT64:
+                return "an integer that does not fit in 64 bits"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "a number that is not finite"
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a string that is not valid Unicode"
+    return ""
 
 
 class Lease(BaseModel):

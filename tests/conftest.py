@@ -6,12 +6,16 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 os.environ.setdefault("DEBUG", "true")
 
-from storage_providers import LocalProvider  # noqa: E402
+from storage_providers import LocalProvider, StorageProvider  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.mongo import MongoServer
 
 FERMIONS_CONFIG = {
     "description": "Four tweezers of spinful fermions.",
@@ -89,3 +93,29 @@ def storage(local_provider, storage_path: Path) -> LocalProvider:  # type: ignor
     provider = LocalProvider("alqor", storage_path)
     provider.upload_config("fermions", json.loads(json.dumps(FERMIONS_CONFIG)))
     return provider
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    """A real MongoDB-wire server (secantusdb) with a SCRAM user and auth required."""
+    from tests.mongo import MongoServer
+
+    server = MongoServer(tmp_path_factory.mktemp("mongo"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongo(mongo_server: MongoServer) -> Iterator[MongoServer]:
+    """The Mongo-wire server, up, with empty layout databases."""
+    mongo_server.start()
+    mongo_server.reset()
+    yield mongo_server
+    mongo_server.start()  # a test that stopped it leaves it running for the next
+
+
+def mongodb_provider(server: MongoServer, name: str = "alqor") -> StorageProvider:
+    """A MongoDB provider object on the test server, built as the service builds one."""
+    from storage_providers import build_provider
+
+    return build_provider("mongodb", name, server.login())

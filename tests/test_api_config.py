@@ -203,17 +203,7 @@ def test_an_inactive_provider_is_an_unknown_backend(client, backends, local_prov
 
 @pytest.mark.parametrize(
     ("storage_type", "login"),
-    [
-        (
-            "mongodb",
-            {
-                "mongodb_username": "u",
-                "mongodb_password": "p",
-                "mongodb_database_url": "cluster0.example.net",
-            },
-        ),
-        ("dropbox", {"app_key": "k", "app_secret": "s", "refresh_token": "r"}),
-    ],
+    [("dropbox", {"app_key": "k", "app_secret": "s", "refresh_token": "r"})],
 )
 @pytest.mark.parametrize("endpoint", ["get_config", "get_backend_status"])
 def test_a_provider_of_a_type_without_implementation_is_503(

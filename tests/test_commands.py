@@ -369,11 +369,16 @@ def test_upload_backend_config_refuses_an_unknown_provider(db, config_file):
 
 
 def test_upload_backend_config_refuses_a_type_this_build_lacks(user, config_file):
-    StorageProviderDb.objects.create(name="mongo", storage_type="mongodb", owner=user, login=MONGO)
+    StorageProviderDb.objects.create(
+        name="box",
+        storage_type="dropbox",
+        owner=user,
+        login={"app_key": "k", "app_secret": "s", "refresh_token": "r"},
+    )
 
-    message = refused("upload_backend_config", "--provider", "mongo", config_file(FERMIONS_CONFIG))
+    message = refused("upload_backend_config", "--provider", "box", config_file(FERMIONS_CONFIG))
 
-    assert message == "Storage type mongodb is not available."
+    assert message == "Storage type dropbox is not available."
 
 
 def test_upload_backend_config_says_when_the_folder_cannot_be_written(user, tmp_path, config_file):

@@ -240,18 +240,16 @@ BAD_INPUT = {
     ),
     "unknown-type": (
         ["--type", "ftp", "--login", LOCAL],
-        "error: argument --type: invalid choice: 'ftp' (choose from 'local', 'mongodb', 'dropbox')",
+        "error: argument --type: invalid choice: 'ftp' (choose from 'dropbox', 'mongodb', 'local')",
     ),
     "type-not-in-this-build": (
         [
             "--type",
-            "mongodb",
+            "dropbox",
             "--login",
-            json.dumps(
-                {"mongodb_username": "u", "mongodb_password": "p", "mongodb_database_url": "h"}
-            ),
+            json.dumps({"app_key": "k", "app_secret": "s", "refresh_token": "r"}),
         ],
-        "error: Storage type mongodb is not available in this build.",
+        "error: Storage type dropbox is not available in this build.",
     ),
     "lease-not-a-number": (
         ["--type", "local", "--login", LOCAL, "--lease-seconds", "soon"],
