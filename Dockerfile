@@ -5,7 +5,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends make \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . .
-RUN make setup PYTHON=python3.11 \
+# make setup also writes a .env with a fresh SECRET_KEY: an image must not carry one.
+RUN make setup PYTHON=python3.11 && rm .env \
     && DEBUG=false SECRET_KEY=collectstatic-only .venv/bin/python manage.py collectstatic --noinput -v0
 
 ENV DEBUG=false \

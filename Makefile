@@ -11,7 +11,13 @@ WORKERS ?= 2
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(VENV)/.installed  ## create .venv and install the service with its test tools
+setup: $(VENV)/.installed .env  ## create .venv, install the service with its test tools, write .env
+
+# The settings file python-decouple reads: a generated SECRET_KEY, readable by its owner
+# only. Written once: an existing .env (and so the key that signs sessions) is kept.
+.env:
+	umask 077 && $(PYTHON) -c 'import secrets; print("SECRET_KEY=" + secrets.token_urlsafe(50))' > $@.tmp
+	mv $@.tmp $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

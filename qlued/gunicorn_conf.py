@@ -1,8 +1,32 @@
-"""gunicorn settings: access log lines go through the same token redaction as Django's logs."""
+"""gunicorn settings: checked settings, and access lines with tokens redacted.
+
+- The Django settings are loaded here, in the master, so that a missing or bad
+  setting is one line and exit status 1 instead of a worker's traceback.
+- Access log lines go through the same token redaction as Django's logs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
 
 from gunicorn.glogging import Logger
 
 from qlued.logs import redact
+
+
+def _check_settings() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qlued.settings")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        settings.SECRET_KEY  # noqa: B018 - loads (and so checks) every setting
+    except ImproperlyConfigured as exc:
+        sys.exit(f"ImproperlyConfigured: {exc}")
+
+
+_check_settings()
 
 
 class RedactingLogger(Logger):

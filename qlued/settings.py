@@ -1,18 +1,42 @@
 """Settings of the qlued service, all read from the environment (python-decouple).
 
 Only this module reads the environment; the storage providers and the spooler
-take everything as arguments. A bad value stops the start with a clear message.
+take everything as arguments. Values come from the process environment first,
+then from the `.env` file at the repository root (`make setup` writes one with a
+generated SECRET_KEY) or the file named by QLUED_ENV_FILE. A bad value stops the
+start with ImproperlyConfigured, which manage.py and gunicorn show as one line.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
-from decouple import Csv, UndefinedValueError, config
+from decouple import Config, Csv, RepositoryEmpty, RepositoryEnv
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _repository() -> RepositoryEnv | RepositoryEmpty:
+    """The .env file (QLUED_ENV_FILE, or the one at the repository root when it exists)."""
+    named = os.environ.get("QLUED_ENV_FILE", "")
+    path = Path(named) if named else BASE_DIR / ".env"
+    if not path.is_file():
+        if named:
+            raise ImproperlyConfigured(f"QLUED_ENV_FILE names no file: {named}.")
+        return RepositoryEmpty()
+    try:
+        return RepositoryEnv(str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImproperlyConfigured(f"Cannot read {path}: {exc}.") from None
+
+
+config = Config(_repository())
 DATA_DIR = Path(config("QLUED_DATA_DIR", default=str(BASE_DIR / "data")))
 
 
@@ -27,26 +51,70 @@ def _positive(name: str, default: float, cast: type = float) -> float:
     return value
 
 
-try:
-    DEBUG = config("DEBUG", default=False, cast=bool)
-except ValueError:
-    raise ImproperlyConfigured("DEBUG must be true or false.") from None
+def _bool(name: str, default: bool) -> bool:
+    try:
+        return bool(config(name, default=default, cast=bool))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be true or false.") from None
 
-try:
-    SECRET_KEY = config("SECRET_KEY")
-except UndefinedValueError:
+
+def _origin(name: str, value: str) -> str:
+    """An origin or base URL: a scheme http or https and a host."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"{name} must start with http:// or https:// and name a host, not {value!r}."
+        )
+    return value
+
+
+DEBUG = _bool("DEBUG", False)
+
+SECRET_KEY = config("SECRET_KEY", default="")
+if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set it in the environment (or DEBUG=true for development)."
-        ) from None
+            "SECRET_KEY is not set. Run `make setup` (it writes one into .env), "
+            "set it in the environment, or set DEBUG=true for development."
+        )
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = config("ALLOWED_HOSTS", default="127.0.0.1,localhost,[::1]", cast=Csv())
-CSRF_TRUSTED_ORIGINS = config("CSRF_TRUSTED_ORIGINS", default="", cast=Csv())
+CSRF_TRUSTED_ORIGINS = [
+    _origin("CSRF_TRUSTED_ORIGINS", origin)
+    for origin in config("CSRF_TRUSTED_ORIGINS", default="", cast=Csv())
+]
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    """SECURE_PROXY_SSL_HEADER as `HTTP_X_FORWARDED_PROTO,https`: the header a TLS proxy sets."""
+    parts = config("SECURE_PROXY_SSL_HEADER", default="", cast=Csv())
+    if not parts:
+        return None
+    if len(parts) != 2 or not re.fullmatch(r"HTTP_[A-Z0-9_]+", parts[0]) or not parts[1]:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER must be a header and its value, "
+            "e.g. HTTP_X_FORWARDED_PROTO,https."
+        )
+    return parts[0], parts[1]
+
+
+# Behind a reverse proxy that terminates TLS (README, "Behind a TLS proxy").
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = _bool("CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = int(_positive("SECURE_HSTS_SECONDS", 0, int))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 
 # The contract's own settings (SPEC §3, §4).
 BASE_URL = config("BASE_URL", default="").rstrip("/")
+if BASE_URL:
+    _origin("BASE_URL", BASE_URL)
 DEFAULT_STORAGE = config("DEFAULT_STORAGE", default="alqor")
+if not re.fullmatch(r"[a-z0-9]{1,100}", DEFAULT_STORAGE):
+    raise ImproperlyConfigured(
+        "DEFAULT_STORAGE must be a provider name: lowercase letters and digits."
+    )
 T_TIMEOUT = _positive("T_TIMEOUT", 300)
 CACHE_SECONDS = _positive("CACHE_SECONDS", 2)
 MAX_REQUEST_BYTES = int(_positive("MAX_REQUEST_BYTES", 10 * 1024 * 1024, int))
@@ -107,8 +175,11 @@ def _database() -> dict:
     url = config("DATABASE_URL", default=default_url)
     try:
         db = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
-    except (ValueError, KeyError) as exc:
-        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL ({exc}).") from None
+    except (ValueError, KeyError):
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not a database URL: use sqlite:///PATH or "
+            "postgres://USER:PASSWORD@HOST:PORT/NAME."
+        ) from None
     if db["ENGINE"] == "django.db.backends.sqlite3":
         db["CONN_MAX_AGE"] = 0 if db["NAME"] == ":memory:" else None
         db["CONN_HEALTH_CHECKS"] = False
@@ -117,7 +188,13 @@ def _database() -> dict:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
-        Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(db["NAME"]).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"Cannot create {folder} for the SQLite database: {exc.strerror}."
+            ) from None
     return db
 
 
@@ -147,6 +224,10 @@ if DEBUG:
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG  # in development, no collectstatic needed
 
+LOG_LEVEL = config("LOG_LEVEL", default="INFO").upper()
+if LOG_LEVEL not in logging.getLevelNamesMapping():
+    raise ImproperlyConfigured("LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -159,7 +240,7 @@ LOGGING = {
             "filters": ["redact_tokens"],
         },
     },
-    "root": {"handlers": ["console"], "level": config("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Replaces Django's own console handler, which would print lines twice, unredacted.
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
