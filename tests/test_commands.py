@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from django.core.management import CommandError, call_command
 
 from backends.auth import authenticate
 from backends.models import StorageProviderDb, Token, token_digest
+from storage_providers import LocalProvider
 from tests.conftest import FERMIONS_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -309,6 +311,67 @@ def test_upload_backend_config_replaces_an_older_config(local_provider, storage_
 
     stored = json.loads((storage_path / "backends/configs/fermions.json").read_text())
     assert stored["version"] == "0.2"
+
+
+def stamp_as_served(storage_path: Path) -> dict:
+    """The fermions config as a spooler leaves it: stamped a moment ago, three jobs waiting."""
+    served = {
+        **copy.deepcopy(FERMIONS_CONFIG),
+        "last_queue_check": datetime.now(UTC).isoformat(),
+        "pending_jobs": 3,
+        "status_msg": "Cooling down until noon.",
+    }
+    LocalProvider("alqor", storage_path).upload_config("fermions", served)
+    return json.loads((storage_path / "backends/configs/fermions.json").read_text())
+
+
+def backend_status(client, backend: str) -> dict:  # type: ignore[no-untyped-def]
+    response = client.get(f"/api/v2/{backend}/get_backend_status")
+    assert response.status_code == 200
+    body = response.json()
+    return {key: body[key] for key in ("operational", "pending_jobs", "status_msg")}
+
+
+def test_a_config_copied_from_a_served_one_is_not_operational_until_a_spooler_serves_it(
+    client, local_provider, storage_path, config_file
+):
+    served = stamp_as_served(storage_path)
+    assert backend_status(client, "alqor_fermions_simulator")["operational"] is True
+
+    run(
+        "upload_backend_config",
+        "--provider",
+        "alqor",
+        config_file({**served, "display_name": "copy"}),
+    )
+
+    stored = json.loads((storage_path / "backends/configs/copy.json").read_text())
+    assert (stored["last_queue_check"], stored["pending_jobs"]) == (None, None)
+    assert backend_status(client, "alqor_copy_simulator") == {
+        "operational": False,
+        "pending_jobs": 0,
+        "status_msg": "Cooling down until noon.",  # the operator's message, kept
+    }
+
+
+def test_keep_spooler_fields_uploads_them_as_given(
+    client, local_provider, storage_path, config_file
+):
+    served = stamp_as_served(storage_path)
+    path = config_file({**served, "display_name": "copy"})
+
+    run("upload_backend_config", "--provider", "alqor", "--keep-spooler-fields", path)
+
+    stored = json.loads((storage_path / "backends/configs/copy.json").read_text())
+    assert datetime.fromisoformat(stored["last_queue_check"]) == datetime.fromisoformat(
+        served["last_queue_check"]
+    )
+    assert stored["pending_jobs"] == 3
+    assert backend_status(client, "alqor_copy_simulator") == {
+        "operational": True,
+        "pending_jobs": 3,
+        "status_msg": "Cooling down until noon.",
+    }
 
 
 def without(key: str) -> dict:
