@@ -36,7 +36,7 @@ class ProviderEntry:
 
 _entries: TTLCache[ProviderEntry | None] = TTLCache()
 _active: TTLCache[list[ProviderEntry]] = TTLCache()
-_objects: dict[int, tuple[ProviderEntry, StorageProvider]] = {}
+_objects: dict[int, tuple[ProviderEntry, ProviderOptions, StorageProvider]] = {}
 
 
 def _snapshot(row: StorageProviderDb) -> ProviderEntry:
@@ -76,20 +76,21 @@ def provider_options() -> ProviderOptions:
 
 def provider_for(entry: ProviderEntry) -> StorageProvider:
     """The provider object of `entry`, built once and reused until the entry changes."""
+    options = provider_options()
     held = _objects.get(entry.pk)
-    if held is not None and held[0] == entry:
-        return held[1]
+    if held is not None and held[:2] == (entry, options):
+        return held[2]
     try:
         login = json.loads(entry.login_json)
-        provider = build_provider(entry.storage_type, entry.name, login, provider_options())
+        provider = build_provider(entry.storage_type, entry.name, login, options)
     except TypeUnavailable:
         raise StorageUnavailable(f"Storage type {entry.storage_type} is not available.") from None
     except LoginError:
         log.error("storage provider %s has an invalid login", entry.name)
         raise StorageUnavailable() from None
     if held is not None:
-        held[1].close()
-    _objects[entry.pk] = (entry, provider)
+        held[2].close()
+    _objects[entry.pk] = (entry, options, provider)
     return provider
 
 

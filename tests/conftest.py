@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("DEBUG", "true")
 
-from storage_providers import LocalProvider, StorageProvider  # noqa: E402
+from storage_providers import StorageProvider  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.mongo import MongoServer
@@ -79,20 +79,48 @@ def storage_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def local_provider(user, storage_path: Path):  # type: ignore[no-untyped-def]
+def medium() -> str:
+    """The storage medium of `storage` and `local_provider`; API modules parametrize it."""
+    return "local"
+
+
+@pytest.fixture
+def medium_login(medium: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict:
+    """The login of the medium under test: a folder (`storage_path`), or the Mongo-wire server."""
+    if medium == "mongodb":
+        return dict(request.getfixturevalue("mongo").login())
+    return {"base_path": str(tmp_path / "storage")}
+
+
+@pytest.fixture
+def local_provider(user, medium: str, medium_login: dict):  # type: ignore[no-untyped-def]
+    """Provider `alqor` registered in the database (a local folder unless `medium` says so)."""
     from backends.models import StorageProviderDb
 
     return StorageProviderDb.objects.create(
-        name="alqor", storage_type="local", owner=user, login={"base_path": str(storage_path)}
+        name="alqor", storage_type=medium, owner=user, login=medium_login
     )
 
 
 @pytest.fixture
-def storage(local_provider, storage_path: Path) -> LocalProvider:  # type: ignore[no-untyped-def]
-    """The provider object over the same folder, with a fermions backend configured."""
-    provider = LocalProvider("alqor", storage_path)
+def storage(local_provider, medium: str, medium_login: dict) -> Iterator[StorageProvider]:  # type: ignore[no-untyped-def]
+    """The provider object over the same storage, with a fermions backend configured."""
+    from storage_providers import build_provider
+
+    provider = build_provider(medium, "alqor", medium_login)
     provider.upload_config("fermions", json.loads(json.dumps(FERMIONS_CONFIG)))
-    return provider
+    yield provider
+    provider.close()
+
+
+def both_media(metafunc: pytest.Metafunc) -> None:
+    """Run a module's tests on local storage and on MongoDB (path-level tests: local only).
+
+    A test that asks for `storage_path` looks at files, which only the local medium has.
+    """
+    if "medium" in metafunc.fixturenames:
+        local_only = "storage_path" in metafunc.fixturenames
+        metafunc.parametrize("medium", ["local"] if local_only else ["local", "mongodb"])
 
 
 @pytest.fixture(scope="session")

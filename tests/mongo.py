@@ -44,14 +44,9 @@ class MongoServer:
         }
 
     def client(self, **options: Any) -> pymongo.MongoClient:
-        return pymongo.MongoClient(
-            self.uri,
-            username=USERNAME,
-            password=PASSWORD,
-            serverSelectionTimeoutMS=5000,
-            tz_aware=True,
-            **options,
-        )
+        """A client of our own, to look at the layout as a Mongo spooler sees it."""
+        options = {"tz_aware": True, "serverSelectionTimeoutMS": 5000, **options}
+        return pymongo.MongoClient(self.uri, username=USERNAME, password=PASSWORD, **options)
 
     def _create_user(self) -> None:
         """SCRAM users must exist before the server is started with auth required."""

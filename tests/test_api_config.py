@@ -11,7 +11,9 @@ import pytest
 
 from backends.models import StorageProviderDb
 from storage_providers import LocalProvider, Place, Ref
-from tests.conftest import FERMIONS_CONFIG
+from tests.conftest import FERMIONS_CONFIG, both_media
+
+pytest_generate_tests = both_media
 
 V2 = "/api/v2"
 QISKIT = "/api/qiskit-cold-atom"

@@ -12,7 +12,9 @@ from django.contrib.auth import get_user_model
 from backends.auth import issue_token
 from backends.models import Job, StorageProviderDb, Token
 from storage_providers import LocalProvider, Place, Ref
-from tests.conftest import FERMIONS_CONFIG
+from tests.conftest import FERMIONS_CONFIG, both_media
+
+pytest_generate_tests = both_media
 
 V2 = "/api/v2"
 QISKIT = "/api/qiskit-cold-atom"
