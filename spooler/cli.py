@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from storage_providers import StorageProvider
-from storage_providers.names import KEY_ID_RE
+from storage_providers.names import KEY_ID_RE, NAME_RE
 from storage_providers.schemas import Document
 
-from .simulators import BACKENDS
+from .simulators import BACKENDS, Backend
+from .simulators.serving import Unservable, serve_as
 from .worker import Spooler, SpoolerOptions
 
 log = logging.getLogger("spooler")
+MAX_DISPLAY = 100  # what the service's models hold (SPEC §4)
 
 
 class UsageError(ValueError):
@@ -29,7 +31,10 @@ def add_spooler_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backends",
         default=",".join(BACKENDS),
-        help=f"comma-separated backends to serve (default: {','.join(BACKENDS)})",
+        help=(
+            "comma-separated simulators to serve, each under its own name or as "
+            f"DISPLAY=SIMULATOR (e.g. labqudit=singlequdit; default: {','.join(BACKENDS)})"
+        ),
     )
     parser.add_argument(
         "--lease-seconds",
@@ -40,14 +45,45 @@ def add_spooler_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--private-jwk", type=Path, help="Ed25519 private JWK: sign what we write")
 
 
+def parse_backends(text: str) -> list[tuple[str, Backend]]:
+    """`--backends`: (display name, simulator) pairs from `fermions,lab=singlequdit`."""
+    pairs: list[tuple[str, str]] = []
+    for item in (part.strip() for part in text.split(",")):
+        if item:
+            display, mapped, simulator = item.partition("=")
+            pairs.append((display.strip(), simulator.strip()) if mapped else (item, item))
+    unknown = [simulator for _, simulator in pairs if simulator not in BACKENDS]
+    if unknown or not pairs:
+        raise UsageError(f"Unknown backends {unknown}; choose from {', '.join(BACKENDS)}.")
+    seen: set[str] = set()
+    for display, _ in pairs:
+        if not NAME_RE.fullmatch(display) or len(display) > MAX_DISPLAY:
+            raise UsageError(
+                f"Display name {display!r} must be 1 to {MAX_DISPLAY} lowercase letters and digits."
+            )
+        if display in seen:
+            raise UsageError(f"Display name {display!r} is served twice.")
+        seen.add(display)
+    return [(display, BACKENDS[simulator]) for display, simulator in pairs]
+
+
+def served_backends(provider: StorageProvider, wanted: list[tuple[str, Backend]]) -> list[Backend]:
+    """Each simulator under its display name, held to the config stored there if any."""
+    present = set(provider.list_backends())
+    try:
+        return [
+            serve_as(
+                simulator, display, provider.get_config(display) if display in present else None
+            )
+            for display, simulator in wanted
+        ]
+    except Unservable as exc:
+        raise UsageError(str(exc)) from None
+
+
 def build_spooler(provider: StorageProvider, options: Any) -> tuple[Spooler, Document | None]:
     """A spooler for the parsed options, and the public key to publish (when signing)."""
-    wanted = [name.strip() for name in options.backends.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in BACKENDS]
-    if unknown or not wanted:
-        raise UsageError(
-            f"Unknown backends {unknown or wanted}; choose from {', '.join(BACKENDS)}."
-        )
+    wanted = parse_backends(options.backends)
     if not 0 < options.lease_seconds < math.inf:  # nan and inf break the reaper's clock
         raise UsageError("--lease-seconds must be a positive number of seconds.")
     signer = kid = public = None
@@ -67,7 +103,7 @@ def build_spooler(provider: StorageProvider, options: Any) -> tuple[Spooler, Doc
 
     spooler = Spooler(
         provider,
-        [BACKENDS[name] for name in wanted],
+        served_backends(provider, wanted),
         options=SpoolerOptions(lease_seconds=options.lease_seconds),
         signer=signer,
         kid=kid,

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from argparse import Namespace
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,11 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from spooler.__main__ import main
+from spooler.cli import build_spooler
 from spooler.signing import generate_private_jwk
+from spooler.simulators import BACKENDS
+from spooler.simulators.serving import SPOOLER_OWNED
+from spooler.worker import Spooler
 from storage_providers import LocalProvider, NotFound
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -435,3 +440,226 @@ def test_a_job_of_a_sigkilled_spooler_is_done_by_another_once_its_lease_runs_out
     assert status_of(queue, "multiqudit", job_id) == "DONE"
     assert ids_in(base, "jobs/finished/multiqudit") == [job_id]
     assert ids_in(base, "jobs/running") == ids_in(base, "jobs/leases") == []
+
+
+# ---- display names of the operator's choosing (--backends lab=simulator) --------------------
+
+
+def options(backends: str) -> Namespace:
+    return Namespace(backends=backends, lease_seconds=600.0, private_jwk=None)
+
+
+def lab_config(source: str = "singlequdit", /, **changes: object) -> dict:
+    """A config a lab stored under `labqudit`, copied from the `source` simulator's own."""
+    return {**BACKENDS[source].config(), "display_name": "labqudit", **changes}
+
+
+def run_one(spooler: Spooler, queue: LocalProvider, display: str, job: dict) -> dict:
+    """Queue `job` on `display`, let the spooler take one step, and return the job's status."""
+    job_id = submit(queue, display, job)
+    assert spooler.step()
+    return queue.get_status(display, job_id)
+
+
+def test_a_simulator_is_served_under_a_display_name_and_its_config_written(queue):
+    spooler, _ = build_spooler(queue, options("labqudit=singlequdit,fermions"))
+    spooler.announce()
+
+    assert sorted(queue.list_backends()) == ["fermions", "labqudit"]
+    config = queue.get_config("labqudit")
+    stamped = {"last_queue_check": config["last_queue_check"], "pending_jobs": 0}
+    assert config == {**lab_config(), "sign": False, "kid": None, **stamped}
+    job_id = submit(queue, "labqudit", spin_job(atoms=4, shots=2))
+    assert spooler.step()
+    assert queue.get_status("labqudit", job_id)["status"] == "DONE"
+    result = queue.get_result("labqudit", job_id)
+    assert (result["display_name"], result["backend_name"]) == (
+        "labqudit",
+        "alqor_labqudit_simulator",
+    )
+    assert result["results"][0]["data"]["counts"] == {"4": 2}
+    assert BACKENDS["singlequdit"].display_name == "singlequdit"  # the simulator is untouched
+
+
+def test_a_stored_config_is_served_as_stored_and_its_limits_hold(queue):
+    stored = lab_config(description="Our copy of singlequdit.", version="2.0", max_shots=100)
+    queue.upload_config("labqudit", stored)
+    spooler, _ = build_spooler(queue, options("labqudit=singlequdit"))
+    spooler.announce()
+
+    config = queue.get_config("labqudit")
+    assert {k: v for k, v in config.items() if k not in SPOOLER_OWNED} == stored
+    assert config["last_queue_check"] is not None
+    refused = run_one(spooler, queue, "labqudit", spin_job(shots=101))
+    assert (refused["status"], refused["detail"]) == (
+        "ERROR",
+        "experiment_0: shots = 101 is above the limit 100",
+    )
+    assert run_one(spooler, queue, "labqudit", spin_job(shots=100))["status"] == "DONE"
+
+
+def test_a_stored_config_with_fewer_gates_and_wires_refuses_the_others(queue):
+    pairs = BACKENDS["multiqudit"].config()
+    gates = [
+        {**gate, "coupling_map": [[0], [1]] if gate["name"] == "rlx" else [[0, 1]]}
+        for gate in pairs["gates"]
+        if gate["name"] in ("rlx", "rlxly")
+    ]
+    queue.upload_config(
+        "labpair",
+        {
+            **pairs,
+            "display_name": "labpair",
+            "num_wires": 2,
+            "gates": gates,
+            "supported_instructions": ["rlx", "rlxly", "load", "measure", "barrier"],
+        },
+    )
+    spooler, _ = build_spooler(queue, options("labpair=multiqudit"))
+
+    def job(*instructions: list) -> dict:
+        load = [["load", [0], [1]], ["load", [1], [1]]]
+        return {"e": {"instructions": [*load, *instructions], "num_wires": 2, "shots": 1}}
+
+    assert run_one(spooler, queue, "labpair", job(["rlxly", [0, 1], [1.0]]))["status"] == "DONE"
+    assert run_one(spooler, queue, "labpair", job(["rlzlz", [0, 1], [1.0]]))["detail"] == (
+        "e, instruction 2 (rlzlz): unknown instruction; this backend supports "
+        "rlx, rlxly, load, measure, barrier"
+    )
+    wide = {"e": {"instructions": [["load", [2], [1]]], "num_wires": 3, "shots": 1}}
+    assert run_one(spooler, queue, "labpair", wide)["detail"] == (
+        "e: num_wires = 3 is above the limit 2"
+    )
+
+
+CANNOT = "error: The stored config of labqudit cannot be served by the singlequdit simulator: "
+UNSERVABLE = {
+    "too-many-wires": (lab_config(num_wires=2), CANNOT + "num_wires = 2 is outside 1..1."),
+    "more-shots": (lab_config(max_shots=20_000), CANNOT + "max_shots = 20000 is outside 1..10000."),
+    "hardware": (lab_config(simulator=False), CANNOT + "it describes hardware (simulator: false)."),
+    "other-atoms": (
+        lab_config(cold_atom_type="fermion"),
+        CANNOT + "cold_atom_type is 'fermion', the simulator's is 'spin'.",
+    ),
+    "unknown-instruction": (
+        lab_config(supported_instructions=["rlx", "squeeze", "load", "measure"]),
+        CANNOT + "the simulator has no instruction squeeze.",
+    ),
+    "unknown-gate": (
+        lab_config(
+            gates=[
+                {
+                    "name": "squeeze",
+                    "parameters": ["chi"],
+                    "qasm_def": "{}",
+                    "coupling_map": [[0]],
+                    "description": "",
+                }
+            ]
+        ),
+        CANNOT + "the simulator has no gate squeeze.",
+    ),
+    "coupling-map": (
+        lab_config(
+            gates=[{**BACKENDS["singlequdit"].config()["gates"][0], "coupling_map": [[0, 1]]}]
+        ),
+        CANNOT + "gate rlx cannot act on wires [0, 1].",
+    ),
+    "not-a-config": (
+        {k: v for k, v in lab_config().items() if k != "max_shots"},
+        "error: The stored config of labqudit is not a valid backend config: "
+        "max_shots: Field required.",
+    ),
+    "other-display-name": (
+        lab_config(display_name="other"),
+        "error: The stored config of labqudit has display_name 'other'.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNSERVABLE))
+def test_a_stored_config_the_simulator_cannot_honour_is_refused_in_one_line(
+    base, queue, capsys, case
+):
+    stored, line = UNSERVABLE[case]
+    queue.upload_config("labqudit", stored)
+    before = (base / "backends/configs/labqudit.json").read_text()
+    login = json.dumps({"base_path": str(base)})
+
+    exit_status = run_main(
+        [
+            "--name",
+            "alqor",
+            "--type",
+            "local",
+            "--login",
+            login,
+            "--backends",
+            "labqudit=singlequdit",
+        ]
+    )
+
+    assert (exit_status, capsys.readouterr().err) == (1, line + "\n")
+    assert (base / "backends/configs/labqudit.json").read_text() == before  # left as it was
+    assert ids_in(base, "backends/configs") == ["labqudit"]
+
+
+BAD_MAPPINGS = {
+    "upper-case": (
+        "Lab=singlequdit",
+        "Display name 'Lab' must be 1 to 100 lowercase letters and digits.",
+    ),
+    "underscore": (
+        "lab_1=fermions",
+        "Display name 'lab_1' must be 1 to 100 lowercase letters and digits.",
+    ),
+    "empty": ("=fermions", "Display name '' must be 1 to 100 lowercase letters and digits."),
+    "too-long": (
+        "a" * 101 + "=fermions",
+        f"Display name {'a' * 101!r} must be 1 to 100 lowercase letters and digits.",
+    ),
+    "twice": ("lab=fermions,lab=singlequdit", "Display name 'lab' is served twice."),
+    "twice-plain": ("fermions,fermions=fermions", "Display name 'fermions' is served twice."),
+    "unknown-simulator": (
+        "lab=bosons",
+        "Unknown backends ['bosons']; choose from singlequdit, multiqudit, fermions.",
+    ),
+    "nothing": (" , ", "Unknown backends []; choose from singlequdit, multiqudit, fermions."),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MAPPINGS))
+def test_a_bad_mapping_is_one_line_and_touches_nothing(base, capsys, case):
+    backends, line = BAD_MAPPINGS[case]
+    login = json.dumps({"base_path": str(base)})
+
+    exit_status = run_main(
+        ["--name", "alqor", "--type", "local", "--login", login, "--backends", backends]
+    )
+
+    assert (exit_status, capsys.readouterr().err) == (1, f"error: {line}\n")
+    assert not base.exists()
+
+
+def test_python_m_spooler_serves_a_mapping_as_a_real_process(start, queue):
+    spooler = start("--backends", "labqudit=singlequdit,fermions")
+    spooler.wait_serving()
+    job_id = submit(queue, "labqudit", spin_job(atoms=6, shots=2))
+
+    wait_until(lambda: status_of(queue, "labqudit", job_id) in FINAL, 15, "the job")
+
+    assert spooler.terminate() == 0
+    assert (
+        "serving alqor_labqudit_simulator, alqor_fermions_simulator "
+        "on local storage alqor (lease 600 s)"
+    ) in spooler.log()
+    assert spooler.job_lines() == [(job_id, "labqudit", "DONE")]
+
+
+def test_run_spooler_refuses_a_mapping_the_stored_config_cannot_take(local_provider, storage_path):
+    LocalProvider("alqor", storage_path).upload_config("labqudit", lab_config(num_wires=2))
+
+    with pytest.raises(CommandError) as caught:
+        call_command("run_spooler", "alqor", backends="labqudit=singlequdit")
+
+    assert str(caught.value) == CANNOT.removeprefix("error: ") + "num_wires = 2 is outside 1..1."

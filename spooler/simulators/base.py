@@ -25,8 +25,11 @@ class Backend:
     num_species: ClassVar[int]
     already_loaded: ClassVar[str]
     version: ClassVar[str] = "1.0.0"
-    max_experiments: ClassVar[int] = 50
-    max_shots: ClassVar[int] = 10_000
+    # Instance attributes with class defaults: a backend served under a stored config
+    # (serving.serve_as) is held to that config's limits.
+    max_experiments: int = 50
+    max_shots: int = 10_000
+    stored_config: dict[str, Any] | None = None
 
     def __init__(
         self, *, display_name: str, description: str, num_wires: int, gates: Sequence[GateSpec]
@@ -46,6 +49,8 @@ class Backend:
 
     def config(self) -> dict[str, Any]:
         """The backend config as stored (SPEC §3), without what the worker stamps on it."""
+        if self.stored_config is not None:
+            return dict(self.stored_config)
         return {
             "description": self.description,
             "version": self.version,
