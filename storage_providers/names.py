@@ -13,7 +13,7 @@ from bson import ObjectId
 
 from .errors import InvalidName
 
-NAME_RE = re.compile(r"[a-z0-9]+")
+NAME_RE = re.compile(r"[a-z0-9]{1,100}")  # SPEC §2; §4: at most 100 characters, as the models hold
 OBJECT_ID_RE = re.compile(r"[0-9a-f]{24}")
 # Dropbox ids: {UTC %Y%m%d_%H%M%S}-{display}-{username}-{5 hex}
 DROPBOX_JOB_ID_RE = re.compile(r"\d{8}_\d{6}-[a-z0-9]+-[A-Za-z0-9_]+-[0-9a-f]{5}")
