@@ -83,6 +83,13 @@ class RequestTooLarge(QluedError):
     detail = "Request too large."
 
 
+class LengthRequired(QluedError):
+    """411: a chunked body that the server in front did not decode (gunicorn does)."""
+
+    status_code = 411
+    detail = "Length required."
+
+
 class StorageUnavailable(QluedError):
     status_code = 503
     detail = "The storage provider is not reachable right now. Try again later."

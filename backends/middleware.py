@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from storage_providers.schemas import status_msg
 
 from .api import error_response, is_qiskit_result_path, json_response
-from .errors import MethodNotAllowed, RequestTooLarge
+from .errors import LengthRequired, MethodNotAllowed, RequestTooLarge
 
 SLASHES = re.compile(r"/{2,}")
 # Pages under /api/ that are not JSON by design.
@@ -26,7 +26,7 @@ REASONS = {
 
 
 class ApiEdgeMiddleware:
-    """Runs first: repeated slashes count as one (SPEC §8), body limit (413), JSON errors."""
+    """Runs first: repeated slashes count as one (SPEC §8), body limits (413, 411), JSON errors."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -38,6 +38,8 @@ class ApiEdgeMiddleware:
         is_api = request.path_info.startswith("/api/")
         if is_api and _content_length(request) > settings.MAX_REQUEST_BYTES:
             return error_response(RequestTooLarge(), result_endpoint=_qiskit_result(request))
+        if is_api and _undecoded_chunks(request):
+            return error_response(LengthRequired(), result_endpoint=_qiskit_result(request))
         response = self.get_response(request)
         if is_api and not _is_json(response) and not request.path_info.startswith(NOT_JSON_OK):
             return _as_json(response, result_endpoint=_qiskit_result(request))
@@ -53,6 +55,12 @@ def _content_length(request: HttpRequest) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0
+
+
+def _undecoded_chunks(request: HttpRequest) -> bool:
+    """A chunked body without a length: qlued.wsgi gives one to every body gunicorn decoded."""
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    return chunked and not request.META.get("CONTENT_LENGTH")
 
 
 def _is_json(response: HttpResponse) -> bool:
