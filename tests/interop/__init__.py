@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.mongo import MongoServer
 
 SIDE_SCRIPT = Path(__file__).resolve().parent / "sqooler_side.py"
 
@@ -32,3 +35,17 @@ class SqoolerSide:
         if done.returncode != 0:
             raise AssertionError(f"sqooler_side {command} failed:\n{done.stderr}")
         return json.loads(done.stdout)
+
+
+def mongodb_side(server: MongoServer, provider: str = "alqor") -> dict[str, Any]:
+    """The storage part of a sqooler_side request for the Mongo-wire test server.
+
+    sqooler gets the lab's credentials; only the address it connects to is the server's.
+    """
+    login = server.login()
+    target = {
+        "uri": server.uri,
+        "username": login["mongodb_username"],
+        "password": login["mongodb_password"],
+    }
+    return {"mongodb": target, "provider": provider}

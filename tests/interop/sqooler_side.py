@@ -7,11 +7,26 @@ value on stdout (sqooler logs to stderr). Commands:
 - `sign` {payload, private_jwk, datetime_keys?}: sqooler's envelope of `payload`; the
   top-level `datetime_keys` are parsed into datetimes first, as sqooler's models hold them.
 - `verify` {envelope, public_jwk}: sqooler's verdict, `{"valid": bool}`.
-- `spool` {base_path, provider, display_name, sign, private_jwk?, iterations}: publish the
-  tiny backend's config (and public key) the way sqooler's deployments do, then run
-  sqooler's own main loop for `iterations` looks at the queue.
-- `sign_status` {base_path, provider, display_name, job_id, private_jwk}: replace a job's
-  status by the INITIALIZING status sqooler writes when it signs statuses.
+- `spool` {STORAGE, display_name, sign, private_jwk?, iterations}: publish the tiny
+  backend's config (and public key) the way sqooler's deployments do, then run sqooler's
+  own main loop for `iterations` looks at the queue. Answers `config_valid`: sqooler's
+  verdict on the stored signed config before and after (null while there is none, or
+  while it is plain).
+- `sign_status` {STORAGE, display_name, job_id, private_jwk}: replace a job's status by
+  the INITIALIZING status sqooler writes when it signs statuses.
+- `queue_jobs` {STORAGE, display_name, username, jobs}: queue each job with sqooler's own
+  `upload_job` (its `uuid4().hex[:24]` ids) and write its initial status; answers
+  `[{job_id, status}]`.
+- `read_back` {STORAGE, display_name, job_ids, verify}: what sqooler's provider reads:
+  the backend list, the backend's served config and status, and per job its status,
+  its result (or `{"refused": [reasons]}` when sqooler's `ResultDict` rejects the
+  document) and, with `verify`, sqooler's verdict on a DONE job's signed result.
+
+STORAGE is either `base_path` (a local folder) or `mongodb` {uri, username, password}
+(the test server), each with `provider` (the provider's name). sqooler's Mongo provider
+always builds a `mongodb+srv://` URI from its login, which cannot reach a loopback
+server: its `MongoClient` is replaced by one that connects to `uri` instead, with the
+same credentials, so that only the address differs from a lab's deployment.
 """
 
 from __future__ import annotations
@@ -20,24 +35,30 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from math import sin
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+import pymongo
+from bson.codec_options import CodecOptions
+from pydantic import BaseModel, Field, ValidationError
 from sqooler.schemes import (
     ExperimentalInputDict,
     ExperimentDict,
     GateInstruction,
     LocalLoginInformation,
+    MongodbLoginInformation,
 )
 from sqooler.security import JWK, JWSDict, create_jwk_pair, sign_payload
 from sqooler.spoolers import Spooler, create_memory_data
-from sqooler.storage_providers.base import datetime_handler
+from sqooler.storage_providers import mongodb as sqooler_mongodb
+from sqooler.storage_providers.base import StorageProvider, datetime_handler
 from sqooler.storage_providers.local import LocalProviderExtended
+from sqooler.storage_providers.mongodb import MongodbProviderExtended
 from sqooler.utils import main, update_backends
 
 MAX_ATOMS = 500
+LAB_HOST = "cluster0.lab.example.net"  # what a lab's login holds; never resolved
 
 
 class SpinExperiment(BaseModel):
@@ -118,9 +139,61 @@ def tiny_spooler(sign: bool) -> Spooler:
     return spooler
 
 
-def local_storage(request: dict[str, Any]) -> LocalProviderExtended:
+def storage(request: dict[str, Any]) -> StorageProvider:
+    """sqooler's provider of the request: MongoDB when it names a server, else a folder."""
+    if "mongodb" in request:
+        return mongodb_storage(request["mongodb"], request["provider"])
     login = LocalLoginInformation(base_path=request["base_path"])
     return LocalProviderExtended(login, name=request["provider"])
+
+
+def mongodb_storage(server: dict[str, str], name: str) -> MongodbProviderExtended:
+    """sqooler's Mongo provider with a lab's login, its client redirected to the test server."""
+
+    def client_of_test_server(uri: str) -> pymongo.MongoClient:
+        expected = f"mongodb+srv://{server['username']}:{server['password']}@{LAB_HOST}/"
+        if not uri.startswith(expected):
+            raise AssertionError("sqooler built an unexpected URI")
+        return pymongo.MongoClient(
+            server["uri"],
+            username=server["username"],
+            password=server["password"],
+            serverSelectionTimeoutMS=5000,
+        )
+
+    sqooler_mongodb.MongoClient = client_of_test_server
+    login = MongodbLoginInformation(
+        mongodb_username=server["username"],
+        mongodb_password=server["password"],
+        mongodb_database_url=LAB_HOST,
+    )
+    return MongodbProviderExtended(login, name=name)
+
+
+def stored_config(provider: StorageProvider, display_name: str) -> dict[str, Any] | None:
+    """The config document as stored, read the way sqooler reads one it re-signs."""
+    if isinstance(provider, MongodbProviderExtended):
+        _, collection = provider._get_database_and_collection(provider.configs_path)
+        # sqooler's update_config reads dates time-zone-aware before it checks a signature
+        aware = collection.with_options(CodecOptions(tz_aware=True, tzinfo=UTC))
+        found = aware.find_one(
+            {"$or": [{"display_name": display_name}, {"payload.display_name": display_name}]}
+        )
+        if found is not None:
+            found.pop("_id")
+        return found
+    try:
+        return provider.get(provider.configs_path, display_name)
+    except FileNotFoundError:
+        return None
+
+
+def config_verdict(provider: StorageProvider, display_name: str) -> bool | None:
+    """sqooler's verdict on the stored config: None when there is none or it is plain."""
+    config = stored_config(provider, display_name)
+    if config is None or set(config) != {"header", "payload", "signature"}:
+        return None
+    return JWSDict(**config).verify_signature(provider.get_public_key(display_name))
 
 
 def private_jwk(request: dict[str, Any]) -> JWK:
@@ -155,20 +228,62 @@ def cmd_spool(request: dict[str, Any]) -> Any:
     os.environ["T_WAIT_MAIN"] = "0"
     if request["sign"]:
         private_jwk(request)
-    storage = local_storage(request)
-    backends = {request["display_name"]: tiny_spooler(request["sign"])}
-    update_backends(storage, backends)
+    provider, display_name = storage(request), request["display_name"]
+    before = config_verdict(provider, display_name)
+    backends = {display_name: tiny_spooler(request["sign"])}
+    update_backends(provider, backends)
     if request["iterations"]:
-        main(storage, backends, num_iter=request["iterations"])
-    return {"ok": True}
+        main(provider, backends, num_iter=request["iterations"])
+    return {"config_valid": [before, config_verdict(provider, display_name)]}
 
 
 def cmd_sign_status(request: dict[str, Any]) -> Any:
-    storage = local_storage(request)
+    provider = storage(request)
     display_name, job_id = request["display_name"], request["job_id"]
-    storage._delete_status(display_name, "", job_id)
-    storage.upload_status(display_name, "", job_id, private_jwk=private_jwk(request))
+    provider._delete_status(display_name, "", job_id)
+    provider.upload_status(display_name, "", job_id, private_jwk=private_jwk(request))
     return {"ok": True}
+
+
+def cmd_queue_jobs(request: dict[str, Any]) -> Any:
+    provider = storage(request)
+    display_name, username = request["display_name"], request["username"]
+    queued = []
+    for job in request["jobs"]:
+        job_id = provider.upload_job(job, display_name, username)
+        status = provider.upload_status(display_name, username, job_id)
+        queued.append({"job_id": job_id, "status": status.model_dump()})
+    return queued
+
+
+def cmd_read_back(request: dict[str, Any]) -> Any:
+    provider, display_name = storage(request), request["display_name"]
+    jobs = {}
+    for job_id in request["job_ids"]:
+        status = provider.get_status(display_name, "", job_id)
+        verified = None  # only a result that exists can be verified
+        if request["verify"] and status.status == "DONE":
+            verified = provider.verify_result(display_name, job_id)
+        jobs[job_id] = {
+            "status": status.model_dump(),
+            "result": typed_result(provider, display_name, job_id),
+            "verified": verified,
+        }
+    return {
+        "backends": provider.get_backends(),
+        "config": provider.get_backend_dict(display_name).model_dump(),
+        "backend_status": provider.get_backend_status(display_name).model_dump(),
+        "jobs": jobs,
+    }
+
+
+def typed_result(provider: StorageProvider, display_name: str, job_id: str) -> dict[str, Any]:
+    """sqooler's `get_result`, or why its `ResultDict` refuses the stored document."""
+    try:
+        return provider.get_result(display_name, "", job_id).model_dump()
+    except ValidationError as refused:
+        reasons = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in refused.errors()]
+        return {"refused": reasons}
 
 
 COMMANDS = {
@@ -177,6 +292,8 @@ COMMANDS = {
     "verify": cmd_verify,
     "spool": cmd_spool,
     "sign_status": cmd_sign_status,
+    "queue_jobs": cmd_queue_jobs,
+    "read_back": cmd_read_back,
 }
 
 
