@@ -102,7 +102,13 @@ def test_atoms_rotated_by_pi_are_all_flipped_in_every_shot(lab):
                 "header": {"name": "experiment_0"},
                 "shots": 25,
                 "success": True,
-                "data": {"memory": ["10"] * 25, "counts": {"10": 25}, "instructions": instructions},
+                "data": {
+                    "memory": ["10"] * 25,
+                    "counts": {"10": 25},
+                    "instructions": [
+                        {"name": n, "wires": w, "params": p} for n, w, p in instructions
+                    ],
+                },
             }
         ],
     }

@@ -492,14 +492,18 @@ def test_the_result_document_has_the_shape_of_spec_section_3() -> None:
     ]
     assert (first["shots"], first["success"]) == (7, True)
     assert set(first["data"]) == {"memory", "counts", "instructions"}
-    assert first["data"]["instructions"] == job["experiment_b"]["instructions"]
+    assert first["data"]["instructions"] == [  # objects, as sqooler's result schema reads them
+        {"name": "load", "wires": [0], "params": [3]},
+        {"name": "rlx", "wires": [0], "params": [1.0]},
+        {"name": "measure", "wires": [0], "params": []},
+    ]
     assert len(first["data"]["memory"]) == 7
     assert first["data"]["counts"] == dict(Counter(first["data"]["memory"]))
     assert all(outcome in {"0", "1", "2", "3"} for outcome in first["data"]["memory"])
     assert second["data"] == {
         "memory": ["", ""],
         "counts": {"": 2},
-        "instructions": [["load", [0], [2]]],
+        "instructions": [{"name": "load", "wires": [0], "params": [2]}],
     }
 
 

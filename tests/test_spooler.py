@@ -300,7 +300,10 @@ def test_a_posted_job_runs_to_done_and_its_result_is_served(client, token, local
         "data": {
             "memory": ["7", "7", "7", "7"],
             "counts": {"7": 4},
-            "instructions": job["experiment_0"]["instructions"],
+            "instructions": [
+                {"name": n, "wires": w, "params": p}
+                for n, w, p in job["experiment_0"]["instructions"]
+            ],
         },
     }
     result = {

@@ -90,7 +90,15 @@ class Backend:
             "header": {"name": circuit.name},
             "shots": circuit.shots,
             "success": True,
-            "data": {"memory": memory, "counts": counts, "instructions": circuit.instructions},
+            "data": {
+                "memory": memory,
+                "counts": counts,
+                # as objects: sqooler's result schema (and the replaced service) reads them so
+                "instructions": [
+                    {"name": name, "wires": wires, "params": params}
+                    for name, wires, params in circuit.instructions
+                ],
+            },
         }
 
     def load_amount(self, params: Sequence[float]) -> int:

@@ -207,11 +207,6 @@ def test_builtin_spooler_runs_a_queue_sqooler_wrote(
     assert seen[refused_id]["result"]["status"] == "ERROR"  # sqooler's answer when there is none
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="our spooler writes data.instructions as [name, wires, params] lists; "
-    "sqooler's ResultDict wants {name, wires, params} objects (GateDict)",
-)
 def test_sqooler_reads_the_results_our_spooler_writes(
     run_sqooler_queue: Callable[[bool], Ran],
 ) -> None:
