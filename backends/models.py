@@ -106,7 +106,7 @@ class Token(models.Model):
 class Job(models.Model):
     """The ledger of submitted jobs: who may see which job (SPEC §4, improvements)."""
 
-    job_id = models.CharField(max_length=200)
+    job_id = models.CharField(max_length=300)  # Dropbox ids reach 273 characters
     storage_provider = models.ForeignKey(StorageProviderDb, on_delete=models.CASCADE)
     display_name = models.CharField(max_length=100)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from storage_providers import StorageProvider, TypeUnavailable, build_provider
+from storage_providers.dropbox import DropboxOptions
 from storage_providers.mongodb import MongoTimeouts
 from storage_providers.registry import LoginError, ProviderOptions
 
@@ -70,7 +71,11 @@ def provider_options() -> ProviderOptions:
             server_selection=settings.MONGODB_SERVER_SELECTION_TIMEOUT,
             connect=settings.MONGODB_CONNECT_TIMEOUT,
             socket=settings.MONGODB_SOCKET_TIMEOUT,
-        )
+        ),
+        dropbox=DropboxOptions(
+            timeout=settings.DROPBOX_TIMEOUT,
+            config_cache_seconds=settings.DROPBOX_CACHE_SECONDS,
+        ),
     )
 
 

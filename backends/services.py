@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from storage_providers import StorageError, build_provider
+from storage_providers import AlreadyExists, StorageError, build_provider
 from storage_providers.names import check_name
 from storage_providers.schemas import BackendConfigIn, JobShapeError, check_job
 
@@ -24,6 +24,7 @@ from .selectors import Backend
 log = logging.getLogger(__name__)
 
 WRITE_FAILED = "The job could not be written to storage. Try again later."
+ID_ATTEMPTS = 5
 
 
 def parse_job(job_text: str, default_wire_order: str) -> dict:
@@ -41,21 +42,43 @@ def parse_job(job_text: str, default_wire_order: str) -> dict:
 def submit_job(*, caller: Caller, backend: Backend, job_text: str) -> dict:
     """Record the job in the ledger, then hand it to storage (SPEC §7.1); the initial status."""
     job = parse_job(job_text, backend.config.wire_order)
-    provider = backend.provider
-    job_id = provider.new_job_id(backend.display, caller.username)
-    record = Job.objects.create(
-        job_id=job_id,
-        storage_provider_id=backend.entry.pk,
-        display_name=backend.display,
-        owner_id=caller.user_id,
-    )
+    for _ in range(ID_ATTEMPTS):
+        record = _ledger_row(caller, backend)
+        if record is None:
+            continue  # the id is taken already (Dropbox ids hold 20 random bits a second)
+        try:
+            return backend.provider.submit_job(
+                backend.display, record.job_id, job, username=caller.username
+            )
+        except AlreadyExists:
+            record.delete()  # someone else's job under that id: leave it, draw another
+        except StorageError as exc:
+            _withdraw(backend, record, caller, exc)
+            raise JobRefused(WRITE_FAILED) from None  # the job does not exist: job_id "None"
+    log.error("no free job id on %s after %d draws", backend.entry.name, ID_ATTEMPTS)
+    raise JobRefused(WRITE_FAILED)
+
+
+def _ledger_row(caller: Caller, backend: Backend) -> Job | None:
+    """A ledger row under a fresh job id, or None when that id is recorded already."""
+    job_id = backend.provider.new_job_id(backend.display, caller.username)
     try:
-        return provider.submit_job(backend.display, job_id, job, username=caller.username)
-    except StorageError as exc:
-        log.warning("job %s could not be stored on %s: %s", job_id, backend.entry.name, exc)
-        provider.withdraw_job(backend.display, job_id, username=caller.username)
-        record.delete()
-        raise JobRefused(WRITE_FAILED) from None  # the job does not exist: job_id "None"
+        with transaction.atomic():
+            return Job.objects.create(
+                job_id=job_id,
+                storage_provider_id=backend.entry.pk,
+                display_name=backend.display,
+                owner_id=caller.user_id,
+            )
+    except IntegrityError:
+        return None
+
+
+def _withdraw(backend: Backend, record: Job, caller: Caller, exc: StorageError) -> None:
+    """Undo a submission whose storage write failed: no file for a spooler, no ledger row."""
+    log.warning("job %s could not be stored on %s: %s", record.job_id, backend.entry.name, exc)
+    backend.provider.withdraw_job(backend.display, record.job_id, username=caller.username)
+    record.delete()
 
 
 def get_or_create_user(username: str) -> AbstractBaseUser:

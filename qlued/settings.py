@@ -125,6 +125,13 @@ MONGODB_SERVER_SELECTION_TIMEOUT = _positive("MONGODB_SERVER_SELECTION_TIMEOUT",
 MONGODB_CONNECT_TIMEOUT = _positive("MONGODB_CONNECT_TIMEOUT", 3)
 MONGODB_SOCKET_TIMEOUT = _positive("MONGODB_SOCKET_TIMEOUT", 10)
 
+# Dropbox answers in hundreds of milliseconds: configs and the backend list are kept
+# this long (seconds), far below T_TIMEOUT so that `operational` never lies for long.
+DROPBOX_CACHE_SECONDS = _positive("DROPBOX_CACHE_SECONDS", min(5.0, T_TIMEOUT / 10))
+if DROPBOX_CACHE_SECONDS * 10 > T_TIMEOUT:
+    raise ImproperlyConfigured("DROPBOX_CACHE_SECONDS must be at most a tenth of T_TIMEOUT.")
+DROPBOX_TIMEOUT = _positive("DROPBOX_TIMEOUT", 10)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from pydantic import ValidationError
 
@@ -32,6 +32,7 @@ MAX_ATTEMPTS = 3
 QUEUE_BATCH_SECONDS = 1.0
 
 Signer = Callable[[Document], Document]
+T = TypeVar("T")
 
 
 class Place(StrEnum):
@@ -87,10 +88,14 @@ class StorageProvider(ABC):
     """A storage medium that the API and the spoolers share."""
 
     storage_type: ClassVar[str]
+    # A slow medium keeps what it read of configs and the backend list this long
+    # (seconds), in this object; writes through it are seen at once.
+    config_cache_seconds: float = 0.0
 
     def __init__(self, name: str) -> None:
         self.name = check_name(name)
         self._batches: dict[str, tuple[float, deque[str]]] = {}
+        self._read_cache: dict[str, tuple[float, object]] = {}
 
     # ---- primitives: what a medium must provide --------------------------------
     # Each is called only with a Ref the base has checked (`check_ref`), so a medium
@@ -174,7 +179,20 @@ class StorageProvider(ABC):
 
     def list_backends(self) -> list[str]:
         """The display names that have a config, each once, invalid names left out."""
-        return sorted({name for name in self._list_backends() if is_name(name)})
+        listed = self._cached("", lambda: sorted(set(filter(is_name, self._list_backends()))))
+        return list(listed)
+
+    def _cached(self, key: str, load: Callable[[], T]) -> T:
+        """`load()`, or what it gave less than `config_cache_seconds` ago (errors: never kept)."""
+        if self.config_cache_seconds <= 0:
+            return load()
+        now = time.monotonic()
+        hit = self._read_cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]  # type: ignore[return-value]
+        value = load()
+        self._read_cache[key] = (now + self.config_cache_seconds, value)
+        return value
 
     def claim(self, display: str, job_id: str) -> None:
         """Take one queued job into `running`; NotFound when another claimer was faster."""
@@ -209,12 +227,15 @@ class StorageProvider(ABC):
 
     def get_config(self, display: str) -> Document:
         """The stored config of a backend, as a plain document (envelopes unwrapped)."""
-        return unwrap(self.read(Ref(Place.CONFIGS, check_name(display))))
+        ref = Ref(Place.CONFIGS, check_name(display))
+        return dict(self._cached(f"config:{display}", lambda: unwrap(self.read(ref))))
 
     def upload_config(self, display: str, config: Document, signer: Signer | None = None) -> None:
         """Store a backend config, signed when a signer is given."""
         doc = signer(config) if signer else config
         self.write(Ref(Place.CONFIGS, check_name(display)), doc)
+        self._read_cache.pop(f"config:{display}", None)
+        self._read_cache.pop("", None)
 
     def upload_public_key(self, jwk: Document) -> None:
         """Publish a public JWK under its key id."""

@@ -16,7 +16,8 @@ from .errors import InvalidName
 NAME_RE = re.compile(r"[a-z0-9]{1,100}")  # SPEC §2; §4: at most 100 characters, as the models hold
 OBJECT_ID_RE = re.compile(r"[0-9a-f]{24}")
 # Dropbox ids: {UTC %Y%m%d_%H%M%S}-{display}-{username}-{5 hex}
-DROPBOX_JOB_ID_RE = re.compile(r"\d{8}_\d{6}-[a-z0-9]+-[A-Za-z0-9_]+-[0-9a-f]{5}")
+# (display names are at most 100 characters, user segments 150: at most 273 in all)
+DROPBOX_JOB_ID_RE = re.compile(r"\d{8}_\d{6}-[a-z0-9]{1,100}-[A-Za-z0-9_]{1,150}-[0-9a-f]{5}")
 KEY_ID_RE = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 # The per-user path segment of media that file documents by user (Dropbox).
 USER_FOLDER_RE = re.compile(r"[A-Za-z0-9_]{1,150}")

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .base import StorageProvider
+from .dropbox import DropboxOptions
 from .local import LocalProvider
 from .mongodb import MongoTimeouts
 from .schemas import Document
@@ -45,6 +46,7 @@ class ProviderOptions:
     """Settings of the process that builds providers (the API's, or a spooler's defaults)."""
 
     mongo_timeouts: MongoTimeouts = field(default_factory=MongoTimeouts)
+    dropbox: DropboxOptions = field(default_factory=DropboxOptions)
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,25 @@ def _mongodb(name: str, login: MongodbLogin, options: ProviderOptions) -> Storag
     )
 
 
+def _dropbox(name: str, login: DropboxLogin, options: ProviderOptions) -> StorageProvider:
+    from .dropbox import DropboxProvider  # its SDK is imported only when it is used
+
+    return DropboxProvider(
+        name,
+        app_key=login.app_key,
+        app_secret=login.app_secret,
+        refresh_token=login.refresh_token,
+        options=options.dropbox,
+    )
+
+
 KINDS: dict[str, StorageKind] = {
     "dropbox": StorageKind(
         "Dropbox",
         DropboxLogin,
         ("app_secret", "refresh_token"),
         '{"app_key": "…", "app_secret": "…", "refresh_token": "…"}',
-        None,
+        _dropbox,
     ),
     "mongodb": StorageKind(
         "MongoDB",

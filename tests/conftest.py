@@ -147,3 +147,17 @@ def mongodb_provider(server: MongoServer, name: str = "alqor") -> StorageProvide
     from storage_providers import build_provider
 
     return build_provider("mongodb", name, server.login())
+
+
+@pytest.fixture
+def dropbox_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build without the Dropbox provider: its type is known but has no factory.
+
+    Every type is built today; this keeps the answer of a type that is not honest.
+    """
+    from dataclasses import replace
+
+    from storage_providers import registry
+
+    kinds = {**registry.KINDS, "dropbox": replace(registry.KINDS["dropbox"], factory=None)}
+    monkeypatch.setattr(registry, "KINDS", kinds)

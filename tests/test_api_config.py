@@ -209,7 +209,7 @@ def test_an_inactive_provider_is_an_unknown_backend(client, backends, local_prov
 )
 @pytest.mark.parametrize("endpoint", ["get_config", "get_backend_status"])
 def test_a_provider_of_a_type_without_implementation_is_503(
-    client, provider_row, storage_type, login, endpoint
+    client, dropbox_not_built, provider_row, storage_type, login, endpoint
 ):
     provider_row("remote", storage_type, login)
 

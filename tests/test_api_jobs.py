@@ -465,7 +465,9 @@ def test_post_job_to_a_provider_whose_folder_is_a_file_is_a_clean_error(
 
 
 @pytest.mark.parametrize("endpoint", ["post_job", "get_job_status", "get_job_result"])
-def test_a_provider_of_a_type_this_build_lacks_is_503_on_job_endpoints(api, user, endpoint):
+def test_a_provider_of_a_type_this_build_lacks_is_503_on_job_endpoints(
+    api, user, endpoint, dropbox_not_built
+):
     login = {"app_key": "k", "app_secret": "s", "refresh_token": "r"}
     StorageProviderDb.objects.create(name="box", storage_type="dropbox", owner=user, login=login)
     backend = "box_fermions_simulator"

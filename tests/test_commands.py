@@ -431,7 +431,9 @@ def test_upload_backend_config_refuses_an_unknown_provider(db, config_file):
     assert message == "No storage provider named 'nobody'."
 
 
-def test_upload_backend_config_refuses_a_type_this_build_lacks(user, config_file):
+def test_upload_backend_config_refuses_a_type_this_build_lacks(
+    user, config_file, dropbox_not_built
+):
     StorageProviderDb.objects.create(
         name="box",
         storage_type="dropbox",

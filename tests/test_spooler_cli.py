@@ -297,7 +297,9 @@ def run_main(argv: list[str]) -> int | None:
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUT))
-def test_bad_input_is_one_line_and_exit_status_1_and_touches_nothing(base, capsys, case):
+def test_bad_input_is_one_line_and_exit_status_1_and_touches_nothing(
+    base, capsys, case, dropbox_not_built
+):
     flags, line = BAD_INPUT[case]
     argv = ["--name", "alqor", *(flag.replace("{base}", str(base)) for flag in flags)]
 
