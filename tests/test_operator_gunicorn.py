@@ -71,7 +71,10 @@ class Server:
         return Answer(int(status_line.split()[1]), headers, body)
 
     def get(self, target: str, *extra: str) -> Answer:
-        lines = [f"GET {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", *extra]
+        host = (
+            [] if any(line.lower().startswith("host:") for line in extra) else ["Host: 127.0.0.1"]
+        )
+        lines = [f"GET {target} HTTP/1.1", *host, "Connection: close", *extra]
         return self.send(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     def post_chunked(self, target: str, chunks: list[bytes], *, last: bool = True) -> Answer:
