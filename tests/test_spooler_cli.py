@@ -665,3 +665,15 @@ def test_run_spooler_refuses_a_mapping_the_stored_config_cannot_take(local_provi
         call_command("run_spooler", "alqor", backends="labqudit=singlequdit")
 
     assert str(caught.value) == CANNOT.removeprefix("error: ") + "num_wires = 2 is outside 1..1."
+
+
+def test_readmes_example_config_is_served_by_singlequdit_with_its_shot_limit(queue):
+    example = json.loads((ROOT / "examples/labqudit.json").read_text())
+    queue.upload_config("labqudit", example)
+    spooler, _ = build_spooler(queue, options("labqudit=singlequdit,fermions"))
+    spooler.announce()
+
+    assert queue.get_config("labqudit")["description"] == example["description"]
+    assert run_one(spooler, queue, "labqudit", spin_job(shots=1001))["detail"] == (
+        "experiment_0: shots = 1001 is above the limit 1000"
+    )
