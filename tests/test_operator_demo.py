@@ -114,3 +114,22 @@ def test_a_data_folder_that_cannot_hold_the_token_is_one_line(db, settings, tmp_
     message = str(caught.value)
     assert message.startswith(f"Cannot keep the demo token in {blocker / 'demo-token'}: ")
     assert "\n" not in message
+
+
+def test_the_providers_secrets_are_not_printed(db, data_dir):
+    from django.contrib.auth import get_user_model
+
+    from backends.models import StorageProviderDb
+
+    login = {
+        "mongodb_username": "lab",
+        "mongodb_password": "s3cret-pw",
+        "mongodb_database_url": "h",
+    }
+    owner = get_user_model().objects.create_user("lab")
+    StorageProviderDb.objects.create(name="alqor", storage_type="mongodb", owner=owner, login=login)
+
+    lines = start(data_dir)
+
+    assert "s3cret-pw" not in "\n".join(lines)
+    assert lines[0].startswith("Storage provider alqor (mongodb, exists): ")

@@ -58,7 +58,9 @@ class Command(OperatorCommand):
             raise CommandError(f"Cannot keep the demo token in {path}: {exc.strerror}.") from None
         clear_all()
         state = "created" if created else "exists"
-        self.stdout.write(f"Storage provider {row.name} ({row.storage_type}, {state}): {row.login}")
+        self.stdout.write(
+            f"Storage provider {row.name} ({row.storage_type}, {state}): {row.masked_login}"
+        )
         origin = "Demo token" if kept else "New demo token, now"
         self.stdout.write(f"{origin} kept in {path} (readable by its owner only).")
         self.stdout.write(f"Demo token: {plaintext}")
