@@ -99,6 +99,13 @@ def provider_for(entry: ProviderEntry) -> StorageProvider:
     return provider
 
 
+def forget_providers() -> None:
+    """Close and drop every provider object of this process (tests; they are rebuilt on use)."""
+    for _, _, provider in _objects.values():
+        provider.close()
+    _objects.clear()
+
+
 def provider_named(name: str) -> tuple[ProviderEntry, StorageProvider]:
     """The active provider called `name` and its object; UnknownBackend when there is none."""
     entry = active_entry(name)

@@ -12,9 +12,20 @@ import pytest
 
 os.environ.setdefault("DEBUG", "true")
 
+# The Dropbox SDK reads its hosts at import: point it at the double before anything can.
+from tests.dropbox_double import ensure_environment  # noqa: E402
+
+DROPBOX_ADDRESS = ensure_environment()
+
 from storage_providers import StorageProvider  # noqa: E402
+from storage_providers.dropbox import DropboxOptions  # noqa: E402
+from storage_providers.registry import ProviderOptions  # noqa: E402
+
+# Provider objects the tests build themselves read storage afresh every time.
+TEST_OPTIONS = ProviderOptions(dropbox=DropboxOptions(config_cache_seconds=0, timeout=5))
 
 if TYPE_CHECKING:
+    from tests.dropbox_double import DropboxDouble
     from tests.mongo import MongoServer
 
 FERMIONS_CONFIG = {
@@ -44,19 +55,26 @@ FERMIONS_CONFIG = {
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "client: runs the real qiskit cold-atom client")
     config.addinivalue_line("markers", "interop: runs the real sqooler 0.9.0 spooler")
+    config.addinivalue_line(
+        "markers", "object_ids: the test writes job ids as ObjectIds (local and MongoDB only)"
+    )
 
 
 @pytest.fixture(autouse=True)
 def _fresh_caches(settings: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts with empty per-process caches and reads storage afresh."""
     from backends.cache import clear_all
+    from backends.providers import forget_providers
 
     settings.CACHE_SECONDS = 0
+    settings.DROPBOX_CACHE_SECONDS = 0
     settings.BASE_URL = ""
     settings.DEFAULT_STORAGE = "alqor"
     clear_all()
+    forget_providers()
     yield
     clear_all()
+    forget_providers()
 
 
 @pytest.fixture
@@ -86,9 +104,12 @@ def medium() -> str:
 
 @pytest.fixture
 def medium_login(medium: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict:
-    """The login of the medium under test: a folder (`storage_path`), or the Mongo-wire server."""
+    """The login of the medium under test: a folder (`storage_path`), the Mongo-wire server
+    or the Dropbox double."""
     if medium == "mongodb":
         return dict(request.getfixturevalue("mongo").login())
+    if medium == "dropbox":
+        return dict(request.getfixturevalue("box").login())
     return {"base_path": str(tmp_path / "storage")}
 
 
@@ -107,20 +128,27 @@ def storage(local_provider, medium: str, medium_login: dict) -> Iterator[Storage
     """The provider object over the same storage, with a fermions backend configured."""
     from storage_providers import build_provider
 
-    provider = build_provider(medium, "alqor", medium_login)
+    provider = build_provider(medium, "alqor", medium_login, TEST_OPTIONS)
     provider.upload_config("fermions", json.loads(json.dumps(FERMIONS_CONFIG)))
     yield provider
     provider.close()
 
 
-def both_media(metafunc: pytest.Metafunc) -> None:
-    """Run a module's tests on local storage and on MongoDB (path-level tests: local only).
+MEDIA = ["local", "mongodb", "dropbox"]
+
+
+def every_medium(metafunc: pytest.Metafunc) -> None:
+    """Run a module's tests on every medium (path-level tests: local only).
 
     A test that asks for `storage_path` looks at files, which only the local medium has.
     """
     if "medium" in metafunc.fixturenames:
-        local_only = "storage_path" in metafunc.fixturenames
-        metafunc.parametrize("medium", ["local"] if local_only else ["local", "mongodb"])
+        media = MEDIA
+        if metafunc.definition.get_closest_marker("object_ids"):
+            media = ["local", "mongodb"]
+        if "storage_path" in metafunc.fixturenames:
+            media = ["local"]
+        metafunc.parametrize("medium", media)
 
 
 @pytest.fixture(scope="session")
@@ -146,7 +174,27 @@ def mongodb_provider(server: MongoServer, name: str = "alqor") -> StorageProvide
     """A MongoDB provider object on the test server, built as the service builds one."""
     from storage_providers import build_provider
 
-    return build_provider("mongodb", name, server.login())
+    return build_provider("mongodb", name, server.login(), TEST_OPTIONS)
+
+
+@pytest.fixture(scope="session")
+def dropbox_double() -> Iterator[DropboxDouble]:
+    """The loopback HTTPS Dropbox double that the real SDK talks to (tests/dropbox_double.py)."""
+    from tests.dropbox_double import DropboxDouble
+
+    double = DropboxDouble(DROPBOX_ADDRESS)
+    double.start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def box(dropbox_double: DropboxDouble) -> Iterator[DropboxDouble]:
+    """The Dropbox double, up, with an empty app folder and fresh counters."""
+    dropbox_double.start()
+    dropbox_double.reset()
+    yield dropbox_double
+    dropbox_double.start()
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 
 from backends.models import StorageProviderDb
 from storage_providers import LocalProvider, Place, Ref
-from tests.conftest import FERMIONS_CONFIG, both_media
+from tests.conftest import FERMIONS_CONFIG, every_medium
 
-pytest_generate_tests = both_media
+pytest_generate_tests = every_medium
 
 V2 = "/api/v2"
 QISKIT = "/api/qiskit-cold-atom"

@@ -12,9 +12,9 @@ from django.contrib.auth import get_user_model
 from backends.auth import issue_token
 from backends.models import Job, StorageProviderDb, Token
 from storage_providers import LocalProvider, Place, Ref
-from tests.conftest import FERMIONS_CONFIG, both_media
+from tests.conftest import FERMIONS_CONFIG, every_medium
 
-pytest_generate_tests = both_media
+pytest_generate_tests = every_medium
 
 V2 = "/api/v2"
 QISKIT = "/api/qiskit-cold-atom"
@@ -158,6 +158,7 @@ def answer(response) -> tuple[int, object]:  # type: ignore[no-untyped-def]
 # ---- post_job -------------------------------------------------------------------------------
 
 
+@pytest.mark.object_ids
 def test_post_job_answers_the_initial_status_with_a_fresh_job_id(api):
     code, body = answer(api.post())
 
@@ -545,6 +546,7 @@ def test_get_job_status_ignores_the_username_parameter_of_the_qiskit_client(api)
 JOB_ENDPOINTS = ["get_job_status", "get_job_result"]
 
 
+@pytest.mark.object_ids
 @pytest.mark.parametrize("endpoint", JOB_ENDPOINTS)
 @pytest.mark.parametrize(
     ("job_id", "answered_id"),
@@ -598,6 +600,7 @@ def provider_copy(user, storage_path):  # type: ignore[no-untyped-def]
     )
 
 
+@pytest.mark.object_ids
 @pytest.mark.parametrize("endpoint", JOB_ENDPOINTS)
 def test_a_job_in_storage_but_not_in_the_ledger_is_nobodys(api, storage, endpoint):
     """Jobs posted before the switch from the replaced system are in no ledger."""
@@ -970,6 +973,7 @@ def test_qiskit_result_with_an_oversized_request_says_error(client, storage, tok
     assert answer(response) == (413, qiskit_error("Request too large."))
 
 
+@pytest.mark.object_ids
 def test_qiskit_result_through_repeated_slashes_still_says_error(api, client, token):
     response = client.get(
         f"{QISKIT}//{BACKEND}//get_job_result", {"job_id": A_MISSING_ID, "token": token}
@@ -995,6 +999,7 @@ def test_qiskit_status_of_a_failed_job_stays_upper_case(api, storage):
     assert answer(response) == (406, status(job_id, "ERROR", "broken", "broken"))
 
 
+@pytest.mark.object_ids
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

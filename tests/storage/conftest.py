@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from storage_providers import LocalProvider, StorageProvider
-from tests.conftest import FERMIONS_CONFIG, mongodb_provider
-
-MEDIA = ["local", "mongodb"]
+from storage_providers import LocalProvider, StorageProvider, build_provider
+from tests.conftest import FERMIONS_CONFIG, MEDIA, TEST_OPTIONS, mongodb_provider
 
 
 @pytest.fixture(params=MEDIA)
@@ -28,13 +26,17 @@ def make_provider(medium: str, tmp_path: Path, request: pytest.FixtureRequest): 
     made: list[StorageProvider] = []
     if medium == "mongodb":
         server = request.getfixturevalue("mongo")
+    if medium == "dropbox":
+        box = request.getfixturevalue("box")
 
     def make() -> StorageProvider:
         provider: StorageProvider
         if medium == "local":
             provider = LocalProvider("alqor", tmp_path / "store")
-        else:
+        elif medium == "mongodb":
             provider = mongodb_provider(server)
+        else:
+            provider = build_provider("dropbox", "alqor", box.login(), TEST_OPTIONS)
         made.append(provider)
         return provider
 

@@ -29,6 +29,20 @@ RESULT = {"job_id": "x", "status": "INITIALIZING", "results": [], "success": Tru
 LEASE = 600
 
 
+def ids_by_age(provider: StorageProvider) -> list[str]:
+    """Three well-formed job ids of this medium, oldest first (each medium's ids sort by age)."""
+    if provider.is_job_id("65a000000000000000000001"):
+        return [f"65a00000000000000000000{n}" for n in (1, 2, 3)]
+    return [f"2026010{n}_120000-fermions-alice-0abcd" for n in (1, 2, 3)]
+
+
+def foreign_ids(provider: StorageProvider) -> list[str]:
+    """Ids as the replaced service and sqooler make them on this medium (no time order)."""
+    if provider.is_job_id("65a000000000000000000001"):
+        return ["f3a9c1e07b2d4c5e9a8b7c6d", "0b1c2d3e4f5a4b6c8d9e0f1a"]  # uuid4().hex[:24]
+    return ["20261202_101500-fermions-bob-3f9a1", "20261202_101500-fermions-bob-0c2e7"]
+
+
 def submit(provider: StorageProvider, job_id: str | None = None, display: str = "fermions") -> str:
     job_id = job_id or provider.new_job_id(display, "alice")
     provider.submit_job(display, job_id, JOB)
@@ -153,7 +167,8 @@ def test_a_status_is_per_backend(provider):
 
 
 def test_claim_takes_the_oldest_job_first_whatever_the_order_of_submission(provider):
-    ids = ["65a000000000000000000003", "65a000000000000000000001", "65a000000000000000000002"]
+    oldest, middle, newest = ids_by_age(provider)
+    ids = [newest, oldest, middle]
     for job_id in ids:
         submit(provider, job_id)
 
@@ -165,7 +180,7 @@ def test_claim_takes_the_oldest_job_first_whatever_the_order_of_submission(provi
 
 def test_jobs_queued_with_uuid4_based_ids_are_claimed_too(provider):
     """The replaced service and sqooler make ids as `uuid4().hex[:24]`."""
-    ids = ["f3a9c1e07b2d4c5e9a8b7c6d", "0b1c2d3e4f5a4b6c8d9e0f1a"]
+    ids = foreign_ids(provider)
     for job_id in ids:
         submit(provider, job_id)
 
@@ -230,7 +245,9 @@ def test_a_job_is_handed_to_one_of_two_claimers_only(make_provider, provider):
 
 
 def test_a_job_another_spooler_took_meanwhile_is_skipped(make_provider, provider):
-    first, second = submit(provider), submit(provider)
+    first, second, _ = ids_by_age(provider)
+    submit(provider, first)
+    submit(provider, second)
     other = make_provider()
     original = provider.list_ids
 
@@ -384,9 +401,10 @@ def test_a_lease_of_its_own_length_outlives_a_shorter_reaper(provider):
 
 
 def test_an_expired_job_goes_back_to_its_queue_under_its_own_id(provider):
-    job_id = submit(provider)
+    job_id, _, newer = ids_by_age(provider)
+    submit(provider, job_id)
     provider.claim_next("fermions", owner="s1")
-    newer = submit(provider)
+    submit(provider, newer)
 
     assert expire(provider) == [job_id]
 
@@ -485,10 +503,10 @@ BAD_IDS = [
     "/etc/passwd",
     '{"$gt": ""}',
 ]
-GOOD_ID = "65a000000000000000000001"
 
 
 def calls_with_name(provider: StorageProvider, name: str) -> list[Callable[[], object]]:
+    GOOD_ID = provider.new_job_id("fermions", "alice")  # noqa: N806 - a constant per medium
     return [
         lambda: provider.get_config(name),
         lambda: provider.upload_config(name, {}),
