@@ -209,3 +209,30 @@ def dropbox_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
 
     kinds = {**registry.KINDS, "dropbox": replace(registry.KINDS["dropbox"], factory=None)}
     monkeypatch.setattr(registry, "KINDS", kinds)
+
+
+def spool_until_done(provider: StorageProvider, login: dict, job_id: str) -> tuple[int, str]:
+    """Run `python -m spooler` on `provider`'s medium until `job_id` is DONE (or 20 s pass),
+    then SIGTERM it; its exit status and its log."""
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "spooler", "--name", provider.name]
+    command += ["--type", provider.storage_type, "--login", json.dumps(login)]
+    spooler = subprocess.Popen(
+        [*command, "--backends", "fermions"],
+        cwd=Path(__file__).resolve().parent.parent,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if provider.get_status("fermions", job_id)["status"] == "DONE":
+                break
+            time.sleep(0.05)
+    finally:
+        spooler.terminate()
+        _, log = spooler.communicate(timeout=30)
+    return spooler.returncode, log

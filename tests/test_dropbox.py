@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from spooler.worker import Spooler, SpoolerOptions
 from storage_providers import AccessDenied, NotFound, Unavailable, build_provider
 from storage_providers.dropbox import DropboxOptions, DropboxProvider, user_segment
 from storage_providers.registry import ProviderOptions
-from tests.conftest import FERMIONS_CONFIG
+from tests.conftest import FERMIONS_CONFIG, spool_until_done
 
 ROOT = Path(__file__).resolve().parent.parent
 V2 = "/api/v2"
@@ -311,20 +309,10 @@ def test_an_unreachable_dropbox_is_unavailable(box):
 def test_the_built_in_spooler_command_runs_a_job_on_dropbox(lab, box):
     job_id = lab.new_job_id("fermions", "alice")
     lab.submit_job("fermions", job_id, JOB)
-    command = [sys.executable, "-m", "spooler", "--name", "alqor", "--type", "dropbox"]
-    command += ["--login", json.dumps(box.login()), "--backends", "fermions"]
-    spooler = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(400):
-            if lab.get_status("fermions", job_id)["status"] == "DONE":
-                break
-            subprocess.run(["sleep", "0.05"], check=True)
-    finally:
-        spooler.terminate()
-        _, log = spooler.communicate(timeout=30)
+    returncode, log = spool_until_done(lab, box.login(), job_id)
 
     assert lab.get_status("fermions", job_id)["status"] == "DONE"
     assert lab.get_result("fermions", job_id)["results"][0]["data"]["memory"] == ["1", "1"]
-    assert spooler.returncode == 0
+    assert returncode == 0
     assert "on dropbox storage alqor" in log
     assert box.login()["app_secret"] not in log

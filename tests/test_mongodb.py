@@ -21,7 +21,7 @@ from spooler.simulators import BACKENDS
 from spooler.worker import Spooler, SpoolerOptions
 from storage_providers import AccessDenied, Unavailable, build_provider
 from storage_providers.mongodb import MongodbProvider, MongoTimeouts, mongo_uri
-from tests.conftest import FERMIONS_CONFIG, mongodb_provider
+from tests.conftest import FERMIONS_CONFIG, mongodb_provider, spool_until_done
 from tests.mongo import PASSWORD, USERNAME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -327,31 +327,10 @@ def test_the_built_in_spooler_command_runs_a_job_on_mongodb(lab, mongo):
     lab.submit_job(
         "fermions", job_id, {"experiment_0": {**EXPERIMENT, "wire_order": "interleaved"}}
     )
-    command = [
-        sys.executable,
-        "-m",
-        "spooler",
-        "--name",
-        "alqor",
-        "--type",
-        "mongodb",
-        "--login",
-        json.dumps(mongo.login()),
-        "--backends",
-        "fermions",
-    ]
-    spooler = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(300):
-            if lab.get_status("fermions", job_id)["status"] == "DONE":
-                break
-            subprocess.run(["sleep", "0.05"], check=True)
-    finally:
-        spooler.terminate()
-        _, log = spooler.communicate(timeout=30)
+    returncode, log = spool_until_done(lab, mongo.login(), job_id)
 
     assert lab.get_status("fermions", job_id)["status"] == "DONE"
     assert lab.get_result("fermions", job_id)["results"][0]["data"]["memory"] == ["1", "1"]
-    assert spooler.returncode == 0
+    assert returncode == 0
     assert "on mongodb storage alqor" in log
     assert USERNAME not in log and PASSWORD not in log
