@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tests.dropbox_double import DropboxDouble
     from tests.mongo import MongoServer
 
 SIDE_SCRIPT = Path(__file__).resolve().parent / "sqooler_side.py"
@@ -49,3 +50,13 @@ def mongodb_side(server: MongoServer, provider: str = "alqor") -> dict[str, Any]
         "password": login["mongodb_password"],
     }
     return {"mongodb": target, "provider": provider}
+
+
+def dropbox_side(box: DropboxDouble, provider: str = "alqor") -> dict[str, Any]:
+    """The storage part of a sqooler_side request for the Dropbox double.
+
+    sqooler gets the app's login as a lab's deployment holds it; its SDK finds the
+    double through the environment this process set before anything imported `dropbox`
+    (tests/conftest.py), which the sqooler side inherits.
+    """
+    return {"dropbox": box.login(), "provider": provider}

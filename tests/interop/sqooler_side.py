@@ -13,7 +13,9 @@ value on stdout (sqooler logs to stderr). Commands:
   verdict on the stored signed config before and after (null while there is none, or
   while it is plain).
 - `sign_status` {STORAGE, display_name, job_id, private_jwk}: replace a job's status by
-  the INITIALIZING status sqooler writes when it signs statuses.
+  the INITIALIZING status sqooler writes when it signs statuses. (On Dropbox sqooler's
+  `_delete_status` removes the whole `None` folder, every status of the backend: use it
+  with one job at a time.)
 - `queue_jobs` {STORAGE, display_name, username, jobs}: queue each job with sqooler's own
   `upload_job` (its `uuid4().hex[:24]` ids) and write its initial status; answers
   `[{job_id, status}]`.
@@ -22,15 +24,22 @@ value on stdout (sqooler logs to stderr). Commands:
   its result (or `{"refused": [reasons]}` when sqooler's `ResultDict` rejects the
   document) and, with `verify`, sqooler's verdict on a DONE job's signed result.
 
-STORAGE is either `base_path` (a local folder) or `mongodb` {uri, username, password}
-(the test server), each with `provider` (the provider's name). sqooler's Mongo provider
-always builds a `mongodb+srv://` URI from its login, which cannot reach a loopback
-server: its `MongoClient` is replaced by one that connects to `uri` instead, with the
-same credentials, so that only the address differs from a lab's deployment.
+STORAGE is `base_path` (a local folder), `mongodb` {uri, username, password} (the test
+server) or `dropbox` {app_key, app_secret, refresh_token} (the Dropbox double), each with
+`provider` (the provider's name). sqooler's Mongo provider always builds a
+`mongodb+srv://` URI from its login, which cannot reach a loopback server: its
+`MongoClient` is replaced by one that connects to `uri` instead, with the same
+credentials, so that only the address differs from a lab's deployment. sqooler's
+Dropbox provider is used as it is: the `dropbox` SDK reaches the double through the
+DROPBOX_API_HOST, DROPBOX_API_CONTENT_HOST and REQUESTS_CA_BUNDLE this process inherits.
+
+sqooler prints some of its complaints (a queue folder that does not exist yet, on
+Dropbox): while a command runs, stdout goes to stderr, so that stdout holds the answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -43,6 +52,7 @@ import pymongo
 from bson.codec_options import CodecOptions
 from pydantic import BaseModel, Field, ValidationError
 from sqooler.schemes import (
+    DropboxLoginInformation,
     ExperimentalInputDict,
     ExperimentDict,
     GateInstruction,
@@ -53,6 +63,7 @@ from sqooler.security import JWK, JWSDict, create_jwk_pair, sign_payload
 from sqooler.spoolers import Spooler, create_memory_data
 from sqooler.storage_providers import mongodb as sqooler_mongodb
 from sqooler.storage_providers.base import StorageProvider, datetime_handler
+from sqooler.storage_providers.dropbox import DropboxProviderExtended
 from sqooler.storage_providers.local import LocalProviderExtended
 from sqooler.storage_providers.mongodb import MongodbProviderExtended
 from sqooler.utils import main, update_backends
@@ -140,9 +151,12 @@ def tiny_spooler(sign: bool) -> Spooler:
 
 
 def storage(request: dict[str, Any]) -> StorageProvider:
-    """sqooler's provider of the request: MongoDB when it names a server, else a folder."""
+    """sqooler's provider of the request: MongoDB or Dropbox when it names one, else a folder."""
     if "mongodb" in request:
         return mongodb_storage(request["mongodb"], request["provider"])
+    if "dropbox" in request:
+        dropbox_login = DropboxLoginInformation(**request["dropbox"])
+        return DropboxProviderExtended(dropbox_login, name=request["provider"])
     login = LocalLoginInformation(base_path=request["base_path"])
     return LocalProviderExtended(login, name=request["provider"])
 
@@ -182,8 +196,10 @@ def stored_config(provider: StorageProvider, display_name: str) -> dict[str, Any
         if found is not None:
             found.pop("_id")
         return found
+    folder = provider.get_attribute_path("configs", display_name=display_name)
+    name = provider.get_attribute_id("configs", job_id="", display_name=display_name)
     try:
-        return provider.get(provider.configs_path, display_name)
+        return provider.get(folder, name)
     except FileNotFoundError:
         return None
 
@@ -299,5 +315,6 @@ COMMANDS = {
 
 if __name__ == "__main__":
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    answer = COMMANDS[sys.argv[1]](json.load(sys.stdin))
+    with contextlib.redirect_stdout(sys.stderr):
+        answer = COMMANDS[sys.argv[1]](json.load(sys.stdin))
     json.dump(answer, sys.stdout, default=datetime_handler)

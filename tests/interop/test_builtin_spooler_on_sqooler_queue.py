@@ -1,10 +1,11 @@
 """The other way round: our built-in spooler runs a queue that sqooler 0.9.0 wrote (SPEC §6, §7).
 
 sqooler creates the jobs the way the replaced service did (its `upload_job`, with its
-`uuid4().hex[:24]` ids, and its initial status), on a local folder and on MongoDB;
-our spooler (`build_spooler`, as `python -m spooler` builds it, driven by `step()`)
-runs them, and sqooler's own provider must read back the statuses, the results (and
-verify them when we sign) and the config we announced.
+own ids, and its initial status), on a local folder, on MongoDB and on Dropbox; our
+spooler (`build_spooler`, as `python -m spooler` builds it, driven by `step()`) runs
+them, and sqooler's own provider must read back the statuses, the results (and verify
+them when we sign) and the config we announced. On Dropbox that means its user
+folders: the result under the id's user segment, every status under `None`.
 """
 
 from __future__ import annotations
@@ -20,15 +21,22 @@ import pytest
 
 from spooler.cli import build_spooler
 from spooler.simulators import BACKENDS
-from storage_providers import LocalProvider, Place, StorageProvider
-from tests.conftest import mongodb_provider
-from tests.interop import SqoolerSide, mongodb_side
+from storage_providers import LocalProvider, Place, StorageProvider, build_provider
+from tests.conftest import TEST_OPTIONS, mongodb_provider
+from tests.interop import SqoolerSide, dropbox_side, mongodb_side
 
 pytestmark = pytest.mark.interop
 
 DISPLAY = "singlequdit"
 FULL_NAME = f"alqor_{DISPLAY}_simulator"
 REFUSED = "experiment_0, instruction 0 (load): N = 1000000000 is above the limit 500"
+# sqooler's ids: `uuid4().hex[:24]` on a folder and on MongoDB; on Dropbox
+# `{UTC %Y%m%d_%H%M%S}-{display}-{username}-{5 hex}` (SPEC §6)
+SQOOLER_IDS = {
+    "local": "[0-9a-f]{24}",
+    "mongodb": "[0-9a-f]{24}",
+    "dropbox": rf"\d{{8}}_\d{{6}}-{DISPLAY}-alice-[0-9a-f]{{5}}",
+}
 
 FLIP_ALL = {
     "experiment_0": {
@@ -86,7 +94,7 @@ def experiment(name: str, job: dict[str, Any], memory: list[str]) -> dict[str, A
     }
 
 
-@pytest.fixture(params=["local", "mongodb"])
+@pytest.fixture(params=["local", "mongodb", "dropbox"])
 def medium(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -100,10 +108,14 @@ def shared(
     if medium == "local":
         provider = LocalProvider("alqor", tmp_path / "storage")
         side = {"base_path": str(tmp_path / "storage"), "provider": "alqor"}
-    else:
+    elif medium == "mongodb":
         server = request.getfixturevalue("mongo")
         provider = mongodb_provider(server)
         side = mongodb_side(server)
+    else:
+        box = request.getfixturevalue("box")
+        provider = build_provider("dropbox", "alqor", box.login(), TEST_OPTIONS)
+        side = dropbox_side(box)
     yield provider, side
     provider.close()
 
@@ -113,6 +125,7 @@ Ran = tuple[list[str], dict[str, Any], dict[str, Any] | None]
 
 @pytest.fixture
 def run_sqooler_queue(
+    medium: str,
     shared: tuple[StorageProvider, dict[str, Any]],
     sqooler: SqoolerSide,
     sqooler_key: dict[str, Any],
@@ -137,7 +150,8 @@ def run_sqooler_queue(
         queued = sqooler("queue_jobs", **side, display_name=DISPLAY, username="alice", jobs=JOBS)
         job_ids = [entry["job_id"] for entry in queued]
         for job_id, entry in zip(job_ids, queued, strict=True):
-            assert re.fullmatch("[0-9a-f]{24}", job_id)
+            assert re.fullmatch(SQOOLER_IDS[medium], job_id)
+            assert provider.is_job_id(job_id)
             assert entry["status"] == {
                 "job_id": job_id,
                 "status": "INITIALIZING",
@@ -157,10 +171,12 @@ def run_sqooler_queue(
 
 @pytest.mark.parametrize("signed", [False, True], ids=["plain", "signed"])
 def test_builtin_spooler_runs_a_queue_sqooler_wrote(
+    medium: str,
     shared: tuple[StorageProvider, dict[str, Any]],
     run_sqooler_queue: Callable[[bool], Ran],
     sqooler_key: dict[str, Any],
     signed: bool,
+    request: pytest.FixtureRequest,
 ) -> None:
     provider = shared[0]
     job_ids, back, public = run_sqooler_queue(signed)
@@ -176,6 +192,15 @@ def test_builtin_spooler_runs_a_queue_sqooler_wrote(
         ours = provider.get_result(DISPLAY, job_ids[index])
         assert [r["data"]["memory"] for r in ours["results"]] == [r[2] for r in results]
     assert public == (sqooler_key["public"] if signed else None)
+    if medium == "dropbox":  # the files themselves, where sqooler's paths put them
+        files = request.getfixturevalue("box").paths()
+        assert [p for p in files if p.startswith("/Backend_files/Status/")] == sorted(
+            f"/Backend_files/Status/{DISPLAY}/None/status-{job_id}.json" for job_id in job_ids
+        )
+        assert [p for p in files if p.startswith("/Backend_files/Result/")] == sorted(
+            f"/Backend_files/Result/{DISPLAY}/alice/result-{job_ids[index]}.json"
+            for index in RESULTS
+        )
 
     # what sqooler's own provider reads of it
     assert back["backends"] == [DISPLAY]
