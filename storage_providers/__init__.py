@@ -1,6 +1,6 @@
 """Storage providers shared by the qlued API and the spoolers (plain Python, no Django)."""
 
-from .base import Claim, Place, Ref, StorageProvider, unwrap
+from .base import CANCEL_DETAIL, CancelOutcome, Claim, Place, Ref, Sighting, StorageProvider, unwrap
 from .errors import (
     AccessDenied,
     AlreadyExists,
@@ -14,9 +14,11 @@ from .local import LocalProvider
 from .registry import KINDS, LoginError, TypeUnavailable, build_provider, check_login
 
 __all__ = [
+    "CANCEL_DETAIL",
     "KINDS",
     "AccessDenied",
     "AlreadyExists",
+    "CancelOutcome",
     "Claim",
     "Corrupt",
     "InvalidName",
@@ -25,6 +27,7 @@ __all__ = [
     "NotFound",
     "Place",
     "Ref",
+    "Sighting",
     "StorageError",
     "StorageProvider",
     "TypeUnavailable",

@@ -2,8 +2,8 @@
 
 A concrete provider implements only the primitives (read, write, move, delete,
 list) for its medium; every step a job goes through — submit, status, result,
-claim, lease, finish, fail, hand back — is composed here from them, in the write
-order of SPEC §7.
+claim, lease, finish, fail, hand back, cancel — is composed here from them, in the
+write order of SPEC §7.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -23,11 +23,13 @@ from pydantic import ValidationError
 
 from .errors import AlreadyExists, Corrupt, InvalidName, NotFound
 from .names import OBJECT_ID_RE, USER_FOLDER_RE, check_key_id, check_name, is_name, new_object_id
-from .schemas import Document, Lease, initial_status, status_msg, utcnow
+from .schemas import Document, Ending, Lease, initial_status, status_msg, utcnow
 
 log = logging.getLogger(__name__)
 
 CRASH_DETAIL = "The job crashed the spooler."
+CANCEL_DETAIL = "Job cancelled by its owner."
+FINAL = frozenset({"DONE", "ERROR"})
 MAX_ATTEMPTS = 3
 QUEUE_BATCH_SECONDS = 1.0
 
@@ -47,6 +49,7 @@ class Place(StrEnum):
     RESULTS = "results"
     PUBLIC_KEYS = "public_keys"
     LEASES = "leases"
+    ENDINGS = "endings"  # who ends a job: its owner (cancel) or its spooler (improvement)
 
 
 # Places whose documents belong to one backend (and so carry its display name).
@@ -73,6 +76,26 @@ class Claim:
     owner: str
     attempts: int
     username: str = ""
+    claimed_at: datetime | None = None
+    cancelled: bool = False  # set when the owner's cancel ended the job instead of its outcome
+
+
+class CancelOutcome(StrEnum):
+    """What a cancel achieved."""
+
+    CANCELLED = "cancelled"  # taken from the queue: it never runs
+    CANCELLING = "cancelling"  # it runs: its spooler is told to stop
+    TOO_LATE = "too_late"  # it has ended, or its spooler is writing its end
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """Where a job stood when looked for: QUEUED, RUNNING, DONE or ERROR, and its times."""
+
+    state: str
+    detail: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 def unwrap(doc: Document) -> Document:
@@ -96,6 +119,7 @@ class StorageProvider(ABC):
         self.name = check_name(name)
         self._batches: dict[str, tuple[float, deque[str]]] = {}
         self._read_cache: dict[str, tuple[float, object]] = {}
+        self._listings: dict[tuple[Place, str], tuple[float, frozenset[str]]] = {}
 
     # ---- primitives: what a medium must provide --------------------------------
     # Each is called only with a Ref the base has checked (`check_ref`), so a medium
@@ -125,14 +149,26 @@ class StorageProvider(ABC):
     def _list_backends(self) -> list[str]:
         """The display names that have a config."""
 
-    def _claim(self, display: str, job_id: str) -> None:
-        """Take a queued job into `running` so that exactly one claimer wins; NotFound otherwise.
+    def _claim(self, src: Ref, dst: Ref) -> None:
+        """Take a queued job away (to `running`, or `deleted` when cancelled) so that exactly
+        one taker wins; NotFound otherwise.
 
         The default is the medium's move, right where a move is atomic (a rename).
         A medium must never leave the job in neither place: when it needs two steps,
         the copy comes before the delete, and the reaper repairs a job left in both.
         """
-        self._move(Ref(Place.QUEUED, job_id, display), Ref(Place.RUNNING, job_id))
+        self._move(src, dst)
+
+    def _read_many(self, refs: Sequence[Ref]) -> dict[str, Document]:
+        """The documents of `refs` (one place and backend) that exist, by id; a medium that
+        can read several in one round trip does so."""
+        found: dict[str, Document] = {}
+        for ref in refs:
+            try:
+                found[ref.doc_id] = self._read(ref)
+            except (NotFound, Corrupt):
+                continue
+        return found
 
     def close(self) -> None:  # noqa: B027 - optional hook, most media hold nothing
         """Release clients and connections; the default has none."""
@@ -171,6 +207,13 @@ class StorageProvider(ABC):
         """Remove a document; a missing one is not an error."""
         self._delete(self.check_ref(ref))
 
+    def read_many(
+        self, place: Place, doc_ids: Sequence[str], display: str = ""
+    ) -> dict[str, Document]:
+        """The documents of a place (one backend's) among `doc_ids` that exist, by id."""
+        refs = [self.check_ref(Ref(place, doc_id, display)) for doc_id in doc_ids]
+        return self._read_many(refs) if refs else {}
+
     def list_ids(self, place: Place, display: str = "") -> list[str]:
         """The ids of the documents in a place (one backend's, for per-backend places)."""
         if place in PER_BACKEND or display:
@@ -197,7 +240,7 @@ class StorageProvider(ABC):
     def claim(self, display: str, job_id: str) -> None:
         """Take one queued job into `running`; NotFound when another claimer was faster."""
         self.check_job_id(job_id)
-        self._claim(check_name(display), job_id)
+        self._claim(self.check_ref(Ref(Place.QUEUED, job_id, display)), Ref(Place.RUNNING, job_id))
 
     # ---- ids --------------------------------------------------------------------
 
@@ -283,6 +326,108 @@ class StorageProvider(ABC):
         ref = Ref(Place.RESULTS, job_id, display, self.user_folder(username))
         return unwrap(self.read(ref))
 
+    # ---- the API's side: where jobs stand, and cancelling them ------------------
+
+    def sightings(
+        self,
+        display: str,
+        job_ids: Sequence[str],
+        *,
+        unstarted: Collection[str] = (),
+        max_age: float = 0.0,
+    ) -> dict[str, Sighting]:
+        """Where each of `job_ids` (jobs of backend `display`) stands, in a few round trips
+        whatever their number; a job found nowhere, or between two places, is left out.
+
+        The queue and `running` are listed once (kept `max_age` seconds); statuses and
+        ending records are read in bulk for the jobs in neither, leases only for the
+        running jobs in `unstarted` (whose start the caller does not know yet).
+        """
+        check_name(display)
+        queued = self._listing(Place.QUEUED, display, max_age)
+        running = self._listing(Place.RUNNING, "", max_age)
+        seen: dict[str, Sighting] = {i: Sighting("QUEUED") for i in job_ids if i in queued}
+        active = [i for i in job_ids if i in running and i not in seen]
+        leases = self.read_many(Place.LEASES, [i for i in active if i in unstarted])
+        for job_id in active:
+            seen[job_id] = Sighting("RUNNING", started_at=_claimed_at(leases.get(job_id)))
+        rest = [i for i in job_ids if i not in seen]
+        statuses = {i: unwrap(d) for i, d in self.read_many(Place.STATUS, rest, display).items()}
+        final = [i for i, doc in statuses.items() if doc.get("status") in FINAL]
+        endings = self.read_many(Place.ENDINGS, final)
+        for job_id in final:
+            seen[job_id] = _final_sighting(statuses[job_id], endings.get(job_id))
+        return seen
+
+    def queue_position(self, display: str, job_id: str, *, max_age: float = 0.0) -> int | None:
+        """1 for the job our spooler takes next (the oldest by id); None when not queued."""
+        queued = self._listing(Place.QUEUED, check_name(display), max_age)
+        if job_id not in queued:
+            return None
+        return 1 + sum(1 for other in queued if other < job_id and self.is_job_id(other))
+
+    def _listing(self, place: Place, display: str, max_age: float) -> frozenset[str]:
+        """The ids in a place, listed at most every `max_age` seconds by this object."""
+        now = time.monotonic()
+        hit = self._listings.get((place, display))
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        ids = frozenset(self.list_ids(place, display))
+        if max_age > 0:
+            self._listings[(place, display)] = (now + max_age, ids)
+        return ids
+
+    def cancel_job(self, display: str, job_id: str) -> CancelOutcome:
+        """Cancel a job for its owner: out of the queue at once, or marked for its spooler.
+
+        A queued job is taken with the claim primitive, so exactly one of a cancel and a
+        spooler's claim wins, and it moves to `deleted` with status ERROR. A job that is
+        not queued gets an ending record saying that its owner cancelled it, unless its
+        spooler's record is there first: a spooler that knows of cancelling stops the
+        job; one that does not (sqooler) runs it to its end. NotFound when no status
+        says the job exists.
+        """
+        self.check_job_id(job_id)
+        queued = self.check_ref(Ref(Place.QUEUED, job_id, display))
+        try:
+            self._claim(queued, Ref(Place.DELETED, job_id))
+        except NotFound:
+            return self._request_cancel(display, job_id)
+        self._forget_listings()
+        self.delete(Ref(Place.LEASES, job_id))  # what a hand-back left behind, if anything
+        self._write_status(display, job_id, _cancelled_status(job_id), None)
+        return CancelOutcome.CANCELLED
+
+    def _request_cancel(self, display: str, job_id: str) -> CancelOutcome:
+        ref = Ref(Place.ENDINGS, job_id)
+        request = Ending(by="owner", requested_at=utcnow())
+        try:
+            self.write(ref, request.model_dump(mode="json"), create=True)
+        except AlreadyExists:
+            ending = self._read_ending(job_id)
+            return CancelOutcome.CANCELLING if ending and ending.cancels else CancelOutcome.TOO_LATE
+        # Our record came first; only a spooler that writes none can have ended the job.
+        user = self.job_user_folder(job_id)
+        try:
+            status = unwrap(self.read(Ref(Place.STATUS, job_id, display, user)))
+        except NotFound:
+            self.delete(ref)
+            raise
+        if status.get("status") in FINAL:
+            self.delete(ref)
+            return CancelOutcome.TOO_LATE
+        return CancelOutcome.CANCELLING
+
+    def _read_ending(self, job_id: str) -> Ending | None:
+        """The ending record of a job; a missing or unreadable one counts as none."""
+        try:
+            return Ending.model_validate(self.read(Ref(Place.ENDINGS, job_id)))
+        except (NotFound, Corrupt, ValidationError):
+            return None
+
+    def _forget_listings(self) -> None:
+        self._listings.clear()
+
     # ---- the spooler's side -----------------------------------------------------
 
     def claim_next(
@@ -351,7 +496,7 @@ class StorageProvider(ABC):
         self.write(Ref(Place.LEASES, job_id), lease.model_dump(mode="json"))
         job = self.read(Ref(Place.RUNNING, job_id))
         user = self.job_user_folder(job_id)
-        return Claim(job_id, display, job, owner, lease.attempts, user)
+        return Claim(job_id, display, job, owner, lease.attempts, user, lease.claimed_at)
 
     def holds(self, claim: Claim) -> bool:
         """Whether the lease of `claim` is still ours (it may have been handed back)."""
@@ -386,6 +531,67 @@ class StorageProvider(ABC):
         self.write(Ref(Place.STATUS, job_id, display, user), signer(status) if signer else status)
         self.delete(Ref(Place.LEASES, job_id))
         return True
+
+    def settle(self, claim: Claim) -> bool:
+        """Take the right to end a job, before its result or failure is written; False when
+        its owner cancelled it first (then `stop_cancelled`).
+
+        The ending record is created, never overwritten by a rival, so exactly one of the
+        owner's cancel and the spooler's settle wins. It keeps the job's start and end.
+        """
+        ref = Ref(Place.ENDINGS, claim.job_id)
+        ours = Ending(
+            by="spooler", owner=claim.owner, started_at=claim.claimed_at, finished_at=utcnow()
+        ).model_dump(mode="json")
+        try:
+            self.write(ref, ours, create=True)
+            return True
+        except AlreadyExists:
+            pass
+        theirs = self._read_ending(claim.job_id)
+        if theirs is not None and theirs.cancels:
+            return False
+        self.write(ref, ours)  # left by an earlier run of the job that never ended it
+        return True
+
+    def cancel_requested(self, claim: Claim) -> bool:
+        """Whether the owner of the job `claim` runs has asked to cancel it."""
+        ending = self._read_ending(claim.job_id)
+        return ending is not None and ending.cancels
+
+    def stop_cancelled(self, claim: Claim, signer: Signer | None = None) -> bool:
+        """End a running job its owner cancelled: to `deleted`, status ERROR saying so."""
+        if not self.holds(claim):
+            return False
+        self._cancel_running(claim.display, claim.job_id, claim.username, claim.claimed_at, signer)
+        claim.cancelled = True
+        return True
+
+    def _cancel_running(
+        self,
+        display: str,
+        job_id: str,
+        user: str,
+        started_at: datetime | None,
+        signer: Signer | None = None,
+    ) -> None:
+        request = self._read_ending(job_id)
+        ending = Ending(
+            by="owner",
+            requested_at=request.requested_at if request else None,
+            started_at=started_at,
+            finished_at=utcnow(),
+        )
+        self.write(Ref(Place.ENDINGS, job_id), ending.model_dump(mode="json"))
+        self._move_if_there(Ref(Place.RUNNING, job_id), Ref(Place.DELETED, job_id))
+        self._write_status(display, job_id, _cancelled_status(job_id), signer, user)
+        self.delete(Ref(Place.LEASES, job_id))
+
+    def _write_status(
+        self, display: str, job_id: str, status: Document, signer: Signer | None, user: str = ""
+    ) -> None:
+        doc = signer(status) if signer else status
+        self.write(Ref(Place.STATUS, job_id, display, user or self.job_user_folder(job_id)), doc)
 
     def fail(self, claim: Claim, reason: str, signer: Signer | None = None) -> bool:
         """Move a job that broke a rule to `deleted` and give it status ERROR with `reason`."""
@@ -430,6 +636,14 @@ class StorageProvider(ABC):
         expires = lease.expires(lease_seconds)
         if expires is None or expires > now:
             return False
+        ending = self._read_ending(job_id)
+        if ending is not None and ending.cancels:  # its spooler died after the cancel
+            user = self.job_user_folder(job_id)
+            self._cancel_running(lease.display_name, job_id, user, lease.claimed_at)
+            log.warning("job %s was cancelled while its spooler was gone: cancelled", job_id)
+            return True
+        if ending is not None:  # a settle whose end was never written: the job runs again
+            self.delete(Ref(Place.ENDINGS, job_id))
         if lease.attempts >= MAX_ATTEMPTS:
             self._fail(lease.display_name, job_id, CRASH_DETAIL, self.job_user_folder(job_id))
             log.warning("job %s crashed its spooler %d times: failed", job_id, lease.attempts)
@@ -469,3 +683,27 @@ class StorageProvider(ABC):
                 continue
             return display
         return None
+
+
+def _cancelled_status(job_id: str) -> Document:
+    return status_msg(job_id, "ERROR", CANCEL_DETAIL, CANCEL_DETAIL)
+
+
+def _claimed_at(lease: Document | None) -> datetime | None:
+    """When a lease says its job was claimed, if it says so readably."""
+    if lease is None:
+        return None
+    try:
+        return Lease.model_validate(lease).claimed_at
+    except ValidationError:
+        return None
+
+
+def _final_sighting(status: Document, ending: Document | None) -> Sighting:
+    """A job that has ended, with the times its ending record keeps (when there is one)."""
+    started = finished = None
+    if ending is not None:
+        with contextlib.suppress(ValidationError):
+            record = Ending.model_validate(ending)
+            started, finished = record.started_at, record.finished_at
+    return Sighting(str(status["status"]), str(status.get("detail", "")), started, finished)

@@ -37,6 +37,7 @@ FOLDERS = {
     Place.RESULTS: "results",
     Place.PUBLIC_KEYS: "backends/public_keys",
     Place.LEASES: "jobs/leases",
+    Place.ENDINGS: "jobs/endings",
 }
 
 

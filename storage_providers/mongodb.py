@@ -12,7 +12,7 @@ so a crash between the two leaves the job in both places, which the reaper repai
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,9 @@ COLLECTIONS = {
     Place.RESULTS: ("results", "{display}"),
     Place.PUBLIC_KEYS: ("backends", "public_keys"),
     Place.LEASES: ("jobs", "leases"),
+    Place.ENDINGS: ("jobs", "endings"),
 }
+IN_BATCH = 500  # ids per `$in` query
 
 # MongoDB's codes for a refused login or a refused operation.
 DENIED_CODES = frozenset({13, 18, 8000})
@@ -168,23 +170,34 @@ class MongodbProvider(StorageProvider):
             self._collection(dst.place, dst.display).replace_one({"_id": doc["_id"]}, doc, True)
             self._collection(src.place, src.display).delete_one({"_id": doc["_id"]})
 
-    def _claim(self, display: str, job_id: str) -> None:
+    def _claim(self, src: Ref, dst: Ref) -> None:
         from pymongo.errors import DuplicateKeyError
 
-        src = Ref(Place.QUEUED, job_id, display)
         doc = self._raw(src)
-        running = self._collection(Place.RUNNING)
+        target = self._collection(dst.place, dst.display)
         with _translated("claim"):
             try:
-                running.insert_one(doc)
+                target.insert_one(doc)
             except DuplicateKeyError:
-                raise NotFound(f"job {job_id} is another spooler's") from None
-            taken = self._collection(Place.QUEUED, display).delete_one({"_id": doc["_id"]})
+                raise NotFound(f"job {src.doc_id} is someone else's") from None
+            taken = self._collection(src.place, src.display).delete_one({"_id": doc["_id"]})
             if taken.deleted_count == 0:
-                # Someone else claimed it, ran it and moved it on between our read and
-                # our insert: our copy is the only one in `running`, so it goes.
-                running.delete_one({"_id": doc["_id"]})
-                raise NotFound(f"job {job_id} is another spooler's")
+                # Someone else took it (and maybe ran it and moved it on) between our read
+                # and our delete: our copy at the target is the only one there, so it goes.
+                target.delete_one({"_id": doc["_id"]})
+                raise NotFound(f"job {src.doc_id} is someone else's")
+
+    def _read_many(self, refs: Sequence[Ref]) -> dict[str, Document]:
+        if refs[0].place in (Place.CONFIGS, Place.PUBLIC_KEYS):
+            return super()._read_many(refs)
+        collection = self._collection(refs[0].place, refs[0].display)
+        ids = [ObjectId(ref.doc_id) for ref in refs]
+        found: dict[str, Document] = {}
+        with _translated("read"):
+            for start in range(0, len(ids), IN_BATCH):
+                for doc in collection.find({"_id": {"$in": ids[start : start + IN_BATCH]}}):
+                    found[str(doc.pop("_id"))] = doc
+        return found
 
     def _raw(self, ref: Ref) -> Document:
         """A job's document with its `_id`, for copying between collections."""

@@ -167,6 +167,24 @@ class Lease(BaseModel):
         return datetime.fromtimestamp(last.timestamp() + seconds, UTC)
 
 
+class Ending(BaseModel):
+    """Who ends a job (improvement): its owner cancelling it, or the spooler that ran it.
+
+    Created, never overwritten by a rival, so exactly one of the two wins; the
+    spooler's record also keeps when the job started and ended, for the API.
+    """
+
+    by: Literal["owner", "spooler"]
+    requested_at: datetime | None = None
+    owner: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def cancels(self) -> bool:
+        return self.by == "owner"
+
+
 def utcnow() -> datetime:
     """Aware UTC now: every timestamp we store is UTC (SPEC §3)."""
     return datetime.now(UTC)
