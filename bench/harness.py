@@ -224,12 +224,12 @@ class Scratch:
 
     # ---- set-up ------------------------------------------------------------------
 
-    def manage(self, *args: str) -> str:
-        """A manage.py command; its stdout, or BenchError with its stderr."""
+    def manage(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """A manage.py command (`env`: another install's settings); its stdout, or BenchError."""
         done = subprocess.run(
             [PYTHON, str(ROOT / "manage.py"), *args],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=300,
@@ -273,7 +273,9 @@ class Scratch:
         """The session ids of the processes we started (each leads its own)."""
         return {proc.pid for proc in self._procs}
 
-    def serve(self, name: str, settings_module: str, workers: int = 2) -> Server:
+    def serve(
+        self, name: str, settings_module: str, workers: int = 2, env: dict[str, str] | None = None
+    ) -> Server:
         """gunicorn with the project's config, sync workers, on a free loopback port."""
         port = free_port()
         cmd = [
@@ -282,15 +284,24 @@ class Scratch:
             # gunicorn 27's default control socket is one per user: two servers would share it
             "--control-socket", str(self.dir / f"{name}.ctl"),
         ]  # fmt: skip
-        proc = self.start(name, cmd, {"DJANGO_SETTINGS_MODULE": settings_module})
+        proc = self.start(name, cmd, {**(env or {}), "DJANGO_SETTINGS_MODULE": settings_module})
         return Server(proc, port)
 
-    def spooler(self, name: str, backends: str, base_path: Path | None = None) -> subprocess.Popen:
-        """`python -m spooler` on the local provider."""
-        login = json.dumps({"base_path": str(base_path or self.storage)})
+    def spooler(
+        self,
+        name: str,
+        backends: str,
+        base_path: Path | None = None,
+        *,
+        provider: str = PROVIDER,
+        storage_type: str = "local",
+        login: dict[str, str] | None = None,
+    ) -> subprocess.Popen:
+        """`python -m spooler`: on the local provider unless a type and its login are given."""
+        login = login or {"base_path": str(base_path or self.storage)}
         cmd = [
-            PYTHON, "-m", "spooler", "--name", PROVIDER, "--type", "local",
-            "--login", login, "--backends", backends,
+            PYTHON, "-m", "spooler", "--name", provider, "--type", storage_type,
+            "--login", json.dumps(login), "--backends", backends,
         ]  # fmt: skip
         return self.start(name, cmd)
 
