@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from storage_providers import Claim, Place, StorageError, StorageProvider
 from storage_providers.schemas import Document, utcnow
 
-from .simulators import Backend, JobRejected
+from .simulators import Backend, JobCancelled, JobRejected
 
 log = logging.getLogger("spooler")
 
@@ -36,6 +36,7 @@ class SpoolerOptions:
     idle_sleep: float = 0.05  # between empty looks at the queue
     stamp_every: float = 1.0  # last_queue_check is rewritten at most this often
     reap_every: float | None = None  # default: a tenth of the lease, at least 1 s
+    cancel_check_every: float = 1.0  # a running job's cancel request is read at most this often
 
 
 @dataclass
@@ -166,24 +167,56 @@ class Spooler:
         started = time.perf_counter()
         self._current = claim
         result: Document | None = None
+        cancelled = False
+        text = "Done."
         try:
-            result = served.backend.run(claim.job, job_id=claim.job_id)
+            result = served.backend.run(
+                claim.job, job_id=claim.job_id, checkpoint=self._checkpoint(claim)
+            )
+            result["backend_name"] = self.full_name(claim.display)
+        except JobCancelled:
+            cancelled = True
         except JobRejected as exc:
-            reason = str(exc)
+            text = str(exc)
         except Exception:
             log.exception("job %s crashed the simulator", claim.job_id)
-            reason = CRASH_REASON
-        with self._renewing:  # no renewal may land after finish or fail released the lease
+            text = CRASH_REASON
+        with self._renewing:  # no renewal may land after the end released the lease
             self._current = None
-            if result is None:
-                outcome, kept = "ERROR", self.provider.fail(claim, reason, self.signer)
+            if cancelled:
+                stopped = self.provider.stop_cancelled(claim, self.signer)
+                outcome = "CANCELLED" if stopped else "LOST"
             else:
-                result["backend_name"] = self.full_name(claim.display)
-                outcome, kept = "DONE", self.provider.finish(claim, result, "Done.", self.signer)
+                outcome = self.provider.conclude(claim, result, text, self.signer)
         seconds = time.perf_counter() - started
-        if not kept:
+        if outcome == "LOST":
             outcome = "LOST (lease ran out; the job went back to the queue)"
         log.info("job %s %s %s %.3f s", claim.job_id, claim.display, outcome, seconds)
+
+    def _checkpoint(self, claim: Claim) -> Callable[[], None]:
+        """Called between experiments: JobCancelled once the job's owner has cancelled it.
+
+        Storage is asked at most every `cancel_check_every` seconds, so short jobs cost
+        no read; a cancel that comes later still wins at the end (`conclude`).
+        """
+        every = self.options.cancel_check_every
+        asked = time.monotonic()
+
+        def check() -> None:
+            nonlocal asked
+            now = time.monotonic()
+            if now - asked < every:
+                return
+            asked = now
+            try:
+                requested = self.provider.cancel_requested(claim)
+            except StorageError as exc:
+                log.warning("could not look for a cancel of job %s: %s", claim.job_id, exc)
+                return
+            if requested:
+                raise JobCancelled()
+
+        return check
 
     def _heartbeat(self, left: threading.Event) -> None:
         """Renew the lease of the job being run, a few times per lease period, until `run` left."""

@@ -523,6 +523,12 @@ class StorageProvider(ABC):
         """
         if not self.holds(claim):
             return False
+        self._finish_held(claim, result, detail, signer)
+        return True
+
+    def _finish_held(
+        self, claim: Claim, result: Document, detail: str, signer: Signer | None
+    ) -> None:
         user, job_id, display = claim.username, claim.job_id, claim.display
         doc = signer(result) if signer else result
         self.write(Ref(Place.RESULTS, job_id, display, user), doc)
@@ -530,7 +536,26 @@ class StorageProvider(ABC):
         status = status_msg(job_id, "DONE", detail)
         self.write(Ref(Place.STATUS, job_id, display, user), signer(status) if signer else status)
         self.delete(Ref(Place.LEASES, job_id))
-        return True
+
+    def conclude(
+        self, claim: Claim, result: Document | None, text: str, signer: Signer | None = None
+    ) -> str:
+        """The built-in spooler's end of a job: its result (DONE, `text` the detail), or its
+        failure (ERROR, `text` the reason) when `result` is None, unless its owner cancelled
+        it first (CANCELLED). LOST, writing nothing, when the lease is no longer ours."""
+        if not self.holds(claim):
+            return "LOST"
+        if not self.settle(claim):
+            self._cancel_running(
+                claim.display, claim.job_id, claim.username, claim.claimed_at, signer
+            )
+            claim.cancelled = True
+            return "CANCELLED"
+        if result is None:
+            self._fail(claim.display, claim.job_id, text, claim.username, signer)
+            return "ERROR"
+        self._finish_held(claim, result, text, signer)
+        return "DONE"
 
     def settle(self, claim: Claim) -> bool:
         """Take the right to end a job, before its result or failure is written; False when

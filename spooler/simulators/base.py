@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,6 +15,12 @@ Probabilities = npt.NDArray[np.float64]
 # Probabilities this small are rounding noise of an exact evolution (norm 1 within ~1e-15);
 # with at most 10,000 shots they would show up once in 10^10 jobs, so they are dropped.
 NEGLIGIBLE = 1e-14
+
+Checkpoint = Callable[[], None]
+
+
+class JobCancelled(Exception):
+    """Raised by a checkpoint between experiments: the job's owner cancelled it."""
 
 
 class Backend:
@@ -66,9 +72,20 @@ class Backend:
             "num_species": self.num_species,
         }
 
-    def run(self, job: object, *, job_id: str) -> dict[str, Any]:
-        """Validate the whole job (JobRejected on any broken rule), then simulate it."""
+    def run(
+        self, job: object, *, job_id: str, checkpoint: Checkpoint | None = None
+    ) -> dict[str, Any]:
+        """Validate the whole job (JobRejected on any broken rule), then simulate it.
+
+        `checkpoint` is called before each experiment; it stops the job by raising
+        (JobCancelled when its owner cancelled it).
+        """
         circuits = parse_job(job, self)
+        results = []
+        for circuit in circuits:
+            if checkpoint is not None:
+                checkpoint()
+            results.append(self._experiment_result(circuit))
         return {
             "display_name": self.display_name,
             "backend_version": self.version,
@@ -77,7 +94,7 @@ class Backend:
             "success": True,
             "status": "DONE",
             "header": {},
-            "results": [self._experiment_result(circuit) for circuit in circuits],
+            "results": results,
         }
 
     def _experiment_result(self, circuit: Circuit) -> dict[str, Any]:
