@@ -1,4 +1,5 @@
-"""The operators' admin: providers, tokens (plaintext shown once) and the read-only job ledger."""
+"""The operators' admin: providers, tokens (plaintext shown once), the read-only job ledger
+and per-user quotas."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.http import HttpRequest
 from .auth import issue_token
 from .cache import clear_all
 from .forms import StorageProviderForm
-from .models import Job, StorageProviderDb, Token
+from .models import Job, StorageProviderDb, Token, UserQuota
 
 
 @admin.register(StorageProviderDb)
@@ -70,8 +71,19 @@ class TokenAdmin(admin.ModelAdmin):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["job_id", "storage_provider", "display_name", "owner", "submitted_at"]
-    list_filter = ["storage_provider", "display_name"]
+    list_display = [
+        "job_id",
+        "backend_name",
+        "owner",
+        "status",
+        "submitted_at",
+        "started_at",
+        "finished_at",
+        "shots",
+        "experiments",
+        "cancel_requested_at",
+    ]
+    list_filter = ["status", "storage_provider", "display_name"]
     search_fields = ["job_id", "owner__username"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -82,3 +94,12 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
         return False
+
+
+@admin.register(UserQuota)
+class UserQuotaAdmin(admin.ModelAdmin):
+    """Per-user limits over the QUOTA_* settings."""
+
+    list_display = ["user", "max_queued_jobs", "max_posts_per_minute"]
+    search_fields = ["user__username"]
+    autocomplete_fields = ["user"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,7 +23,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from storage_providers import StorageError
 
-from . import selectors, services
+from . import idempotency, selectors, services
 from .auth import authenticate
 from .errors import (
     InvalidParameter,
@@ -30,11 +31,24 @@ from .errors import (
     RequestTooLarge,
     StorageUnavailable,
 )
-from .schemas import BackendConfigOut, BackendStatusOut, JobIn, ResultOut, StatusMsgOut
+from .schemas import (
+    BackendConfigOut,
+    BackendStatusOut,
+    CancelIn,
+    JobDetailOut,
+    JobIn,
+    JobListOut,
+    JobOut,
+    JobStatusName,
+    ResultOut,
+    StatusMsgOut,
+)
 
 log = logging.getLogger(__name__)
 
 ERRORS = dict.fromkeys((401, 404, 406, 413, 422, 503), StatusMsgOut)
+POST_ERRORS = {**ERRORS, **dict.fromkeys((409, 429), StatusMsgOut)}
+CANCEL_ERRORS = {**ERRORS, 409: StatusMsgOut}
 JSON = "application/json"
 WRAPPERS = {"query", "body", "path", "header", "data", "form"}
 
@@ -58,7 +72,10 @@ def error_response(error: QluedError, *, result_endpoint: bool = False) -> HttpR
     body = error.body()
     if result_endpoint:
         body = {**body, "status": "error"}  # the qiskit client polls until it reads this
-    return json_response(body, error.status_code)
+    response = json_response(body, error.status_code)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
 
 
 def is_qiskit_result_path(path: str) -> bool:
@@ -122,11 +139,19 @@ def make_api(mount: Mount) -> NinjaAPI:
         found = backend_named(backend)
         return json_response(selectors.backend_status(found, settings.T_TIMEOUT))
 
-    @api.post("/{backend}/post_job", response={200: StatusMsgOut, **ERRORS})
+    @api.post(
+        "/{backend}/post_job",
+        response={200: StatusMsgOut, **POST_ERRORS},
+        description=POST_JOB_DOC,
+    )
     def post_job(request: HttpRequest, backend: str, data: JobIn) -> HttpResponse:
+        key = idempotency.checked_key(request.headers.get(idempotency.HEADER))
         caller = authenticate(presented_token(request, data.token))
         found = backend_named(backend)
-        return json_response(services.submit_job(caller=caller, backend=found, job_text=data.job))
+        answer = services.submit_job(
+            caller=caller, backend=found, job_text=data.job, idempotency_key=key
+        )
+        return json_response(answer)
 
     if mount.qiskit:
 
@@ -164,7 +189,88 @@ def make_api(mount: Mount) -> NinjaAPI:
             answer = {**selectors.with_counts(answer), "status": "finished"}
         return json_response(answer)
 
+    _jobs_endpoints(api, backend_named)
     return api
+
+
+def _jobs_endpoints(api: NinjaAPI, backend_named: Any) -> None:
+    """List, read and cancel one's jobs (issue 14).
+
+    Registered after the `{backend}/...` routes, which Django tries first: a backend
+    whose display name is `jobs` keeps `jobs/get_config` and the rest (job ids never
+    equal an endpoint's name).
+    """
+
+    @api.post(
+        "/{backend}/cancel_job",
+        response={200: JobOut, **CANCEL_ERRORS},
+        summary="Cancel one of your jobs",
+        description=CANCEL_DOC,
+    )
+    def cancel_job(request: HttpRequest, backend: str, data: CancelIn) -> HttpResponse:
+        caller = authenticate(presented_token(request, data.token))
+        found = backend_named(backend)
+        return json_response(services.cancel_job(caller=caller, backend=found, job_id=data.job_id))
+
+    @api.get(
+        "/jobs",
+        response={200: JobListOut, **ERRORS},
+        summary="Your jobs, newest first",
+        description=LIST_DOC,
+    )
+    def list_jobs(
+        request: HttpRequest,
+        token: str | None = None,
+        limit: int = Query(20, ge=1, le=100),
+        cursor: str | None = None,
+        status: JobStatusName | None = None,
+        backend: str | None = None,
+        submitted_after: datetime | None = None,
+        submitted_before: datetime | None = None,
+    ) -> HttpResponse:
+        filters = selectors.JobFilters.parse(
+            limit=limit,
+            cursor=cursor,
+            status=status,
+            backend=backend,
+            submitted_after=submitted_after,
+            submitted_before=submitted_before,
+        )
+        caller = authenticate(presented_token(request, token))
+        return json_response(selectors.list_jobs(caller=caller, filters=filters))
+
+    @api.get(
+        "/jobs/{job_id}",
+        response={200: JobDetailOut, **ERRORS},
+        summary="One of your jobs",
+        description="The job's record, and `queue_position` while it is queued (1 = next).",
+    )
+    def get_job(request: HttpRequest, job_id: str, token: str | None = None) -> HttpResponse:
+        caller = authenticate(presented_token(request, token))
+        return json_response(selectors.one_job(caller=caller, job_id=job_id))
+
+
+POST_JOB_DOC = (
+    "Queue a job. With an `Idempotency-Key` header (up to 255 printable ASCII characters), "
+    "the same key from the same user within 24 hours answers the first 200 again and creates "
+    "nothing; the key with another job or backend is 422; while its first post is still being "
+    "answered, 409. Over a quota (jobs queued or running at once, posts per minute): 429 with "
+    "`Retry-After`."
+)
+CANCEL_DOC = (
+    "Body `{job_id, token}`. A queued job leaves the queue at once (`status` CANCELLED); a "
+    "running one is marked (`cancel_requested` true) and the built-in spooler stops it between "
+    "experiments. Either way its v2 status becomes ERROR `Job cancelled by its owner.`. A job "
+    "that has ended, or is being cancelled already, is 409; another user's job answers 406 as "
+    "a missing one."
+)
+LIST_DOC = (
+    "Token as `token` or `Authorization: Bearer`. `limit` 1-100 (default 20); `cursor` is "
+    "the previous page's `next_cursor`; filters `status`, `backend` (full name), "
+    "`submitted_after` and `submitted_before` (ISO 8601; without a zone, UTC). Times are "
+    "ISO 8601 UTC; `started_at` and `finished_at` are the built-in spooler's own, or when the "
+    "service first saw the change."
+)
 
 
 def _job_id_from_json(text: str | None) -> str:

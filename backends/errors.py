@@ -14,6 +14,7 @@ class QluedError(Exception):
 
     status_code = 500
     detail = "Internal error."
+    headers: dict[str, str] = {}  # read-only here; an error that sends headers sets its own
 
     def __init__(self, detail: str | None = None, *, job_id: str = "None") -> None:
         self.detail = detail or self.detail
@@ -76,6 +77,22 @@ class JobFailed(QluedError):
 
     def body(self) -> dict:
         return dict(self.status)
+
+
+class Conflict(QluedError):
+    """409: the request does not fit the state of what it names (a job that has ended)."""
+
+    status_code = 409
+
+
+class TooManyRequests(QluedError):
+    """429: a quota is used up; `Retry-After` says when to try again."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(max(1, retry_after))}
 
 
 class RequestTooLarge(QluedError):

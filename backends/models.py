@@ -103,20 +103,107 @@ class Token(models.Model):
         return f"token {self.key[:8]}… of {self.user}"
 
 
+class JobStatus(models.TextChoices):
+    """Where a job stands, as the jobs API tells it (the v2 status document says less)."""
+
+    INITIALIZING = "INITIALIZING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+
+
+OPEN_STATUSES = (JobStatus.INITIALIZING, JobStatus.QUEUED, JobStatus.RUNNING)
+
+
 class Job(models.Model):
-    """The ledger of submitted jobs: who may see which job (SPEC §4, improvements)."""
+    """The ledger of submitted jobs: who may see which job (SPEC §4, improvements).
+
+    Its status and times are a cache of what storage says, refreshed when the jobs API
+    looks; jobs that have ended are never looked up in storage again.
+    """
 
     job_id = models.CharField(max_length=300)  # Dropbox ids reach 273 characters
     storage_provider = models.ForeignKey(StorageProviderDb, on_delete=models.CASCADE)
     display_name = models.CharField(max_length=100)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     submitted_at = models.DateTimeField(default=timezone.now)
+    backend_name = models.CharField(
+        max_length=220, blank=True, default="", help_text="The full name the job was posted to."
+    )
+    status = models.CharField(
+        max_length=12, choices=JobStatus.choices, default=JobStatus.INITIALIZING
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    shots = models.BigIntegerField(
+        null=True, blank=True, help_text="Summed over the experiments (empty: not known)."
+    )
+    experiments = models.PositiveIntegerField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["storage_provider", "job_id"], name="unique_job")
+            models.UniqueConstraint(fields=["storage_provider", "job_id"], name="unique_job"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=JobStatus.values), name="known_job_status"
+            ),
         ]
-        indexes = [models.Index(fields=["owner", "-submitted_at"])]
+        indexes = [
+            models.Index(fields=["owner", "-submitted_at"]),
+            models.Index(fields=["owner", "status"], name="job_owner_status"),
+        ]
 
     def __str__(self) -> str:
         return f"job {self.job_id} on {self.storage_provider_id}/{self.display_name}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class IdempotencyKey(models.Model):
+    """A post_job answer remembered under the caller's Idempotency-Key for a day.
+
+    The unique constraint decides which of two concurrent posts with one key creates
+    the job; `response` stays empty until that post has its answer.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the backend and job.")
+    created_at = models.DateTimeField(default=timezone.now)
+    response = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="unique_idempotency_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"idempotency key {self.key!r} of {self.owner_id}"
+
+
+class UserQuota(models.Model):
+    """One user's own limits; an empty field falls back to the setting, 0 means no limit."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota"
+    )
+    max_queued_jobs = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Jobs queued or running at once (empty: QUOTA_QUEUED_JOBS; 0: no limit).",
+    )
+    max_posts_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Jobs posted per minute (empty: QUOTA_POSTS_PER_MINUTE; 0: no limit).",
+    )
+
+    class Meta:
+        verbose_name = "user quota"
+
+    def __str__(self) -> str:
+        return f"quota of {self.user}"

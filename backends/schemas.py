@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from ninja import Schema
 from pydantic import ConfigDict
 
@@ -85,3 +87,42 @@ class ResultOut(Schema):
     status: str
     header: dict
     results: list[ExperimentResultOut]
+
+
+JobStatusName = Literal["INITIALIZING", "QUEUED", "RUNNING", "DONE", "ERROR", "CANCELLED"]
+
+
+class CancelIn(Schema):
+    """cancel_job's body; like post_job's, other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    token: str | None = None
+
+
+class JobOut(Schema):
+    """One of the caller's jobs, from the ledger (times ISO 8601 UTC, null when not known)."""
+
+    job_id: str
+    backend_name: str
+    status: JobStatusName
+    submitted_at: str
+    started_at: str | None
+    finished_at: str | None
+    shots: int | None
+    experiments: int | None
+    cancel_requested: bool
+
+
+class JobDetailOut(JobOut):
+    """`jobs/{job_id}`: the record and, while queued, its place (1 = the next to run)."""
+
+    queue_position: int | None
+
+
+class JobListOut(Schema):
+    """A page of the caller's jobs, newest first; `next_cursor` asks for the next page."""
+
+    jobs: list[JobOut]
+    next_cursor: str | None

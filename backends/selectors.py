@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
+from django.conf import settings
+from django.db.models import Q, QuerySet
 from pydantic import ValidationError
 
 from storage_providers import InvalidName, NotFound, StorageError, StorageProvider
-from storage_providers.names import is_name
+from storage_providers.names import DROPBOX_JOB_ID_RE, OBJECT_ID_RE, is_name
 from storage_providers.schemas import BackendConfigIn, status_msg
 
+from . import ledger
 from .auth import Caller
 from .cache import TTLCache
-from .errors import JobFailed, JobNotFound, StorageUnavailable, UnknownBackend
-from .models import Job
+from .errors import InvalidParameter, JobFailed, JobNotFound, StorageUnavailable, UnknownBackend
+from .models import OPEN_STATUSES, Job, JobStatus
 from .providers import ProviderEntry, active_entries, provider_for, provider_named
 
 log = logging.getLogger(__name__)
@@ -239,3 +244,179 @@ def with_counts(result: dict) -> dict:
             data["counts"] = dict(Counter(data.get("memory") or []))
         experiments.append({**experiment, "data": data})
     return {**result, "results": experiments}
+
+
+# ---- the jobs API: a caller's jobs from the ledger ------------------------------------------
+
+# At most this many open rows are brought up to date per list request (newest first).
+REFRESH_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    """What `GET jobs` asks for, checked before the caller is (SPEC §4: 422 before 401)."""
+
+    limit: int = 20
+    after: tuple[datetime, int] | None = None  # the cursor: the last row of the page before
+    status: str | None = None
+    backend: tuple[str, str, str | None] | None = None  # provider, display, suffix
+    submitted_after: datetime | None = None
+    submitted_before: datetime | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        limit: int,
+        cursor: str | None,
+        status: str | None,
+        backend: str | None,
+        submitted_after: datetime | None,
+        submitted_before: datetime | None,
+    ) -> JobFilters:
+        named = None
+        if backend is not None:
+            try:
+                named = split_name(backend, settings.DEFAULT_STORAGE)
+            except UnknownBackend:
+                raise InvalidParameter("backend") from None
+        return cls(
+            limit=limit,
+            after=decode_cursor(cursor) if cursor is not None else None,
+            status=status,
+            backend=named,
+            submitted_after=_aware(submitted_after),
+            submitted_before=_aware(submitted_before),
+        )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time the caller gave without a zone is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def encode_cursor(row: Job) -> str:
+    """An opaque pointer just past `row` in the newest-first order."""
+    data = orjson.dumps([row.submitted_at.isoformat(), row.pk])
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        moment, pk = orjson.loads(raw)
+        parsed = datetime.fromisoformat(moment)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise InvalidParameter("cursor") from None
+    if not isinstance(pk, int) or isinstance(pk, bool) or parsed.tzinfo is None:
+        raise InvalidParameter("cursor")
+    return parsed, pk
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def backend_name_of(row: Job) -> str:
+    """The full name the job was posted to; rows from before it was recorded ask the config."""
+    if row.backend_name:
+        return row.backend_name
+    provider_name = row.storage_provider.name
+    try:
+        entry, provider = provider_named(provider_name)
+        config = stored_config(entry, provider, row.display_name)
+    except (UnknownBackend, StorageUnavailable):
+        return f"{provider_name}_{row.display_name}"  # no config to tell its kind
+    row.backend_name = Backend(entry, provider, row.display_name, config).full_name
+    Job.objects.filter(pk=row.pk).update(backend_name=row.backend_name)
+    return row.backend_name
+
+
+def job_record(row: Job) -> dict:
+    """One job as the jobs API shows it."""
+    return {
+        "job_id": row.job_id,
+        "backend_name": backend_name_of(row),
+        "status": row.status,
+        "submitted_at": _iso(row.submitted_at),
+        "started_at": _iso(row.started_at),
+        "finished_at": _iso(row.finished_at),
+        "shots": row.shots,
+        "experiments": row.experiments,
+        "cancel_requested": row.cancel_requested_at is not None,
+    }
+
+
+def _callers_jobs(caller: Caller, filters: JobFilters) -> QuerySet[Job]:
+    rows = Job.objects.filter(owner_id=caller.user_id).select_related("storage_provider")
+    if filters.backend is not None:
+        provider_name, display, suffix = filters.backend
+        rows = rows.filter(storage_provider__name=provider_name, display_name=display)
+        if suffix is not None:
+            full = f"{provider_name}_{display}_{suffix}"
+            rows = rows.filter(Q(backend_name=full) | Q(backend_name=""))
+    if filters.submitted_after is not None:
+        rows = rows.filter(submitted_at__gt=filters.submitted_after)
+    if filters.submitted_before is not None:
+        rows = rows.filter(submitted_at__lt=filters.submitted_before)
+    return rows.order_by("-submitted_at", "-pk")
+
+
+def list_jobs(*, caller: Caller, filters: JobFilters) -> dict:
+    """`GET jobs`: the caller's jobs, newest first, a page at a time."""
+    rows = _callers_jobs(caller, filters)
+    ledger.refresh(rows.filter(status__in=OPEN_STATUSES)[:REFRESH_LIMIT])
+    if filters.status is not None:
+        rows = rows.filter(status=filters.status)
+    if filters.after is not None:
+        moment, pk = filters.after
+        rows = rows.filter(Q(submitted_at__lt=moment) | Q(submitted_at=moment, pk__lt=pk))
+    page = list(rows[: filters.limit + 1])
+    more = len(page) > filters.limit
+    page = page[: filters.limit]
+    return {
+        "jobs": [job_record(row) for row in page],
+        "next_cursor": encode_cursor(page[-1]) if more else None,
+    }
+
+
+def is_any_job_id(job_id: str) -> bool:
+    """Whether `job_id` has the form of some medium's job ids."""
+    return bool(OBJECT_ID_RE.fullmatch(job_id) or DROPBOX_JOB_ID_RE.fullmatch(job_id))
+
+
+def callers_job(caller: Caller, job_id: str) -> Job:
+    """The caller's ledger row of `job_id`; JobNotFound (406) as on v2 otherwise."""
+    if not is_any_job_id(job_id):
+        raise JobNotFound()
+    row = (
+        Job.objects.filter(owner_id=caller.user_id, job_id=job_id)
+        .select_related("storage_provider")
+        .order_by("-submitted_at")
+        .first()
+    )
+    if row is None:
+        raise JobNotFound(job_id=job_id)
+    return row
+
+
+def one_job(*, caller: Caller, job_id: str) -> dict:
+    """`GET jobs/{job_id}`: the record, and while queued its place in the queue."""
+    row = callers_job(caller, job_id)
+    ledger.refresh([row])
+    return {**job_record(row), "queue_position": queue_position(row)}
+
+
+def queue_position(row: Job) -> int | None:
+    """1 for the job its backend's spooler takes next; None unless queued (or unknown)."""
+    if row.status != JobStatus.QUEUED:
+        return None
+    try:
+        entry, provider = provider_named(row.storage_provider.name)
+        return provider.queue_position(row.display_name, row.job_id, max_age=settings.CACHE_SECONDS)
+    except (UnknownBackend, StorageUnavailable, StorageError):
+        return None

@@ -10,16 +10,24 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from storage_providers import AlreadyExists, StorageError, build_provider
+from storage_providers import (
+    AlreadyExists,
+    CancelOutcome,
+    NotFound,
+    StorageError,
+    build_provider,
+)
 from storage_providers.names import check_name
-from storage_providers.schemas import BackendConfigIn, JobShapeError, check_job
+from storage_providers.schemas import INT64, BackendConfigIn, Document, JobShapeError, check_job
 
+from . import idempotency, ledger, quotas
 from .auth import Caller
-from .errors import JobRefused
-from .models import Job, StorageProviderDb
+from .errors import Conflict, JobNotFound, JobRefused, StorageUnavailable
+from .models import Job, JobStatus, StorageProviderDb
 from .providers import provider_options
-from .selectors import Backend
+from .selectors import Backend, job_record
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +47,38 @@ def parse_job(job_text: str, default_wire_order: str) -> dict:
         raise JobRefused(str(exc)) from None
 
 
-def submit_job(*, caller: Caller, backend: Backend, job_text: str) -> dict:
+def submit_job(
+    *, caller: Caller, backend: Backend, job_text: str, idempotency_key: str | None = None
+) -> dict:
+    """post_job: the first answer again for a key seen before, else quotas, then a new job.
+
+    In SPEC §4's order: 429 (quota), 422 (a key used for another request), 409 (a key
+    whose first post is still running), then 406 (the job itself).
+    """
+    if idempotency_key is None:
+        return _submit(caller, backend, job_text, quotas.check(caller))
+    print_ = idempotency.fingerprint(backend.full_name, job_text)
+    remembered = idempotency.replay(caller, idempotency_key, print_)
+    if remembered is not None:
+        return remembered
+    limits = quotas.check(caller)
+    held = idempotency.reserve(caller, idempotency_key, print_)
+    if isinstance(held, dict):
+        return held
+    try:
+        answer = _submit(caller, backend, job_text, limits)
+    except BaseException:
+        held.delete()  # a refused post is not remembered
+        raise
+    idempotency.remember(held, answer)
+    return answer
+
+
+def _submit(caller: Caller, backend: Backend, job_text: str, limits: quotas.Limits) -> dict:
     """Record the job in the ledger, then hand it to storage (SPEC §7.1); the initial status."""
     job = parse_job(job_text, backend.config.wire_order)
     for _ in range(ID_ATTEMPTS):
-        record = _ledger_row(caller, backend)
+        record = _ledger_row(caller, backend, job, limits)
         if record is None:
             continue  # the id is taken already (Dropbox ids hold 20 random bits a second)
         try:
@@ -59,16 +94,28 @@ def submit_job(*, caller: Caller, backend: Backend, job_text: str) -> dict:
     raise JobRefused(WRITE_FAILED)
 
 
-def _ledger_row(caller: Caller, backend: Backend) -> Job | None:
-    """A ledger row under a fresh job id, or None when that id is recorded already."""
+def _ledger_row(
+    caller: Caller, backend: Backend, job: Document, limits: quotas.Limits
+) -> Job | None:
+    """A ledger row under a fresh job id, or None when that id is recorded already.
+
+    The quotas are counted again in the same transaction, so that concurrent posts
+    cannot both take the last place.
+    """
     job_id = backend.provider.new_job_id(backend.display, caller.username)
+    shots = sum(experiment["shots"] for experiment in job.values())
     try:
         with transaction.atomic():
+            quotas.enforce_locked(caller, limits)
             return Job.objects.create(
                 job_id=job_id,
                 storage_provider_id=backend.entry.pk,
                 display_name=backend.display,
                 owner_id=caller.user_id,
+                backend_name=backend.full_name,
+                status=JobStatus.QUEUED,
+                shots=min(max(shots, INT64.start), INT64.stop - 1),
+                experiments=len(job),
             )
     except IntegrityError:
         return None
@@ -79,6 +126,67 @@ def _withdraw(backend: Backend, record: Job, caller: Caller, exc: StorageError) 
     log.warning("job %s could not be stored on %s: %s", record.job_id, backend.entry.name, exc)
     backend.provider.withdraw_job(backend.display, record.job_id, username=caller.username)
     record.delete()
+
+
+def cancel_job(*, caller: Caller, backend: Backend, job_id: str) -> dict:
+    """cancel_job: a queued job leaves the queue now, a running one is told to stop.
+
+    The ledger decides between concurrent cancels (one sets `cancel_requested_at`);
+    storage decides between the cancel and the job's spooler. 409 for a job that has
+    ended, or is being cancelled already.
+    """
+    row = _cancellable(caller, backend, job_id)
+    asked = timezone.now()
+    if not Job.objects.filter(pk=row.pk, cancel_requested_at__isnull=True).update(
+        cancel_requested_at=asked
+    ):
+        raise Conflict("The job is being cancelled already.", job_id=job_id)
+    try:
+        outcome = backend.provider.cancel_job(backend.display, job_id)
+    except BaseException as exc:
+        Job.objects.filter(pk=row.pk).update(cancel_requested_at=None)
+        if isinstance(exc, NotFound):
+            raise JobNotFound(job_id=job_id) from None
+        if isinstance(exc, StorageError):
+            raise StorageUnavailable() from None
+        raise
+    return job_record(_after_cancel(row, outcome, asked))
+
+
+def _cancellable(caller: Caller, backend: Backend, job_id: str) -> Job:
+    """The caller's open job on this backend, as storage sees it now."""
+    if not backend.provider.is_job_id(job_id):
+        raise JobNotFound()
+    row = (
+        Job.objects.filter(
+            job_id=job_id,
+            storage_provider_id=backend.entry.pk,
+            display_name=backend.display,
+            owner_id=caller.user_id,
+        )
+        .select_related("storage_provider")
+        .first()
+    )
+    if row is None:
+        raise JobNotFound(job_id=job_id)
+    ledger.refresh([row])
+    if not row.is_open:
+        raise Conflict(f"The job has ended already ({row.status}).", job_id=job_id)
+    return row
+
+
+def _after_cancel(row: Job, outcome: CancelOutcome, asked: Any) -> Job:
+    if outcome is CancelOutcome.TOO_LATE:
+        Job.objects.filter(pk=row.pk).update(cancel_requested_at=None)
+        raise Conflict("The job has ended already, or is being ended.", job_id=row.job_id)
+    row.cancel_requested_at = asked
+    if outcome is CancelOutcome.CANCELLED:
+        row.status, row.finished_at = JobStatus.CANCELLED, timezone.now()
+    else:  # out of the queue but not ended: its spooler has it
+        row.status = JobStatus.RUNNING
+        row.started_at = row.started_at or asked
+    row.save(update_fields=["status", "started_at", "finished_at", "cancel_requested_at"])
+    return row
 
 
 def get_or_create_user(username: str) -> AbstractBaseUser:

@@ -11,7 +11,7 @@ from .errors import PathNotFound, UnknownBackend
 
 ENDPOINT_PATH = re.compile(
     r"^/api/(v2|qiskit-cold-atom)/.+/"
-    r"(get_config|get_backend_status|post_job|get_job_status|get_job_result)/?$"
+    r"(get_config|get_backend_status|post_job|get_job_status|get_job_result|cancel_job)/?$"
 )
 
 

@@ -132,6 +132,10 @@ if DROPBOX_CACHE_SECONDS * 10 > T_TIMEOUT:
     raise ImproperlyConfigured("DROPBOX_CACHE_SECONDS must be at most a tenth of T_TIMEOUT.")
 DROPBOX_TIMEOUT = _positive("DROPBOX_TIMEOUT", 10)
 
+# Per-user quotas on post_job (0: no limit); the admin's user quotas override them.
+QUOTA_QUEUED_JOBS = int(_positive("QUOTA_QUEUED_JOBS", 100, int))
+QUOTA_POSTS_PER_MINUTE = int(_positive("QUOTA_POSTS_PER_MINUTE", 120, int))
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
