@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -11,12 +12,15 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from pydantic import ValidationError as SchemaInvalid
 
 from storage_providers import (
     AlreadyExists,
     CancelOutcome,
     NotFound,
+    Place,
     StorageError,
+    StorageProvider,
     build_provider,
 )
 from storage_providers.names import check_name
@@ -187,6 +191,86 @@ def _after_cancel(row: Job, outcome: CancelOutcome, asked: Any) -> Job:
         row.started_at = row.started_at or asked
     row.save(update_fields=["status", "started_at", "finished_at", "cancel_requested_at"])
     return row
+
+
+def adopt_jobs(
+    *, provider_row: StorageProviderDb, owner: AbstractBaseUser, display: str | None = None
+) -> dict[str, tuple[int, int]]:
+    """Record jobs that sit in storage but in no ledger (posted by the replaced service) as
+    `owner`'s, so that they see them (SPEC §4); per backend, (adopted, already recorded).
+
+    A job's submission time is the one its Dropbox id holds, else the time of adoption
+    (the replaced service's ids are random); its status is then learned from storage.
+    """
+    provider = build_provider(
+        provider_row.storage_type, provider_row.name, provider_row.login, provider_options()
+    )
+    try:
+        displays = [check_name(display)] if display else provider.list_backends()
+        report = {}
+        for name in displays:
+            try:
+                config = BackendConfigIn.model_validate(provider.get_config(name))
+            except (NotFound, SchemaInvalid):
+                if display:
+                    raise
+                log.warning("adopt_jobs: %s on %s has no valid config", name, provider_row.name)
+                continue
+            report[name] = _adopt(provider, provider_row, owner, name, config)
+        return report
+    finally:
+        provider.close()
+
+
+def _adopt(
+    provider: StorageProvider,
+    row: StorageProviderDb,
+    owner: AbstractBaseUser,
+    display: str,
+    config: BackendConfigIn,
+) -> tuple[int, int]:
+    ids = sorted(i for i in provider.list_ids(Place.STATUS, display) if provider.is_job_id(i))
+    known = set(
+        Job.objects.filter(storage_provider=row, job_id__in=ids).values_list("job_id", flat=True)
+    )
+    full_name = f"{row.name}_{display}_{'simulator' if config.simulator else 'hardware'}"
+    now = timezone.now()
+    rows = []
+    for job_id in (i for i in ids if i not in known):
+        shots, experiments = _size(provider.job_document(display, job_id))
+        rows.append(
+            Job(
+                job_id=job_id,
+                storage_provider=row,
+                display_name=display,
+                owner=owner,
+                submitted_at=_submitted_at(job_id) or now,
+                backend_name=full_name,
+                shots=shots,
+                experiments=experiments,
+            )
+        )
+    Job.objects.bulk_create(rows, ignore_conflicts=True)
+    ledger.refresh(Job.objects.filter(storage_provider=row, job_id__in=[r.job_id for r in rows]))
+    return len(rows), len(known)
+
+
+def _size(job: Document | None) -> tuple[int | None, int | None]:
+    """(shots summed, experiments) of a stored job, or (None, None) when it cannot say."""
+    if not isinstance(job, dict):
+        return None, None
+    shots = [e.get("shots") for e in job.values() if isinstance(e, dict)]
+    if len(shots) != len(job) or not all(type(n) is int for n in shots):
+        return None, len(job)
+    return min(max(sum(shots), INT64.start), INT64.stop - 1), len(job)  # type: ignore[arg-type]
+
+
+def _submitted_at(job_id: str) -> datetime | None:
+    """The UTC time a Dropbox job id begins with (SPEC §6); ObjectIds of old jobs are random."""
+    try:
+        return datetime.strptime(job_id[:15], "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def get_or_create_user(username: str) -> AbstractBaseUser:

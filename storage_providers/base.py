@@ -359,6 +359,23 @@ class StorageProvider(ABC):
             seen[job_id] = _final_sighting(statuses[job_id], endings.get(job_id))
         return seen
 
+    def job_document(self, display: str, job_id: str) -> Document | None:
+        """The job as posted, wherever its lifecycle has it (queued, running, ended); or None."""
+        self.check_job_id(job_id)
+        user = self.job_user_folder(job_id)
+        places = (
+            Ref(Place.QUEUED, job_id, display),
+            Ref(Place.RUNNING, job_id),
+            Ref(Place.FINISHED, job_id, display, user),
+            Ref(Place.DELETED, job_id),
+        )
+        for ref in places:
+            try:
+                return self.read(ref)
+            except NotFound:
+                continue
+        return None
+
     def queue_position(self, display: str, job_id: str, *, max_age: float = 0.0) -> int | None:
         """1 for the job our spooler takes next (the oldest by id); None when not queued."""
         queued = self._listing(Place.QUEUED, check_name(display), max_age)
