@@ -105,6 +105,11 @@ SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = _bool("CSRF_COOKIE_SECURE", False)
 SECURE_HSTS_SECONDS = int(_positive("SECURE_HSTS_SECONDS", 0, int))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", False)
+# Plain-HTTP requests are redirected to https (the proxy usually does it first); the
+# health probes are exempt, because load balancers probe over plain HTTP.
+SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 # The contract's own settings (SPEC §3, §4).
 BASE_URL = config("BASE_URL", default="").rstrip("/")

@@ -1,13 +1,16 @@
-"""URL map: the admin, the two API mounts, and JSON 404s for the rest of /api/."""
+"""URL map: the admin, the two API mounts, JSON 404s for the rest of /api/, health probes."""
 
 from django.contrib import admin
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
 from backends.api import qiskit_api, v2_api
+from backends.health import healthz, readyz
 from backends.views import api_not_found
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v2/", v2_api.urls),
     path("api/qiskit-cold-atom/", qiskit_api.urls),
