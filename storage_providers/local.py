@@ -2,8 +2,9 @@
 
 Writes go to a temporary file in the target folder (its name does not end in
 `.json`, because spoolers list `*.json`), are fsynced, then renamed into place,
-so a reader never sees half a document. A claim is a rename, which exactly one
-of several competing spoolers wins.
+so a reader never sees half a document. The folder is fsynced after the rename
+too (and every folder made on the way), so that an answered post survives a power
+cut. A claim is a rename, which exactly one of several competing spoolers wins.
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def _storage_error(exc: OSError, what: str) -> StorageError:
     return Unavailable(f"The storage folder is not usable ({what}: {exc.strerror}).")
 
 
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so that the names made or removed in it survive a power cut."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class LocalProvider(StorageProvider):
     """Documents as `{id}.json` files below `base_path`."""
 
@@ -69,9 +79,18 @@ class LocalProvider(StorageProvider):
         return self._folder(ref.place, ref.display) / f"{ref.doc_id}.json"
 
     def _ensure(self, folder: Path) -> None:
-        if folder not in self._made:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._made.add(folder)
+        """Make `folder` and its missing parents, each made one recorded in its parent."""
+        if folder in self._made:
+            return
+        missing = []
+        for parent in (folder, *folder.parents):
+            if parent.is_dir():
+                break
+            missing.append(parent)
+        folder.mkdir(parents=True, exist_ok=True)
+        for made in reversed(missing):
+            _sync_folder(made.parent)
+        self._made.add(folder)
 
     # ---- primitives -------------------------------------------------------------
 
@@ -129,6 +148,8 @@ class LocalProvider(StorageProvider):
         finally:
             if not named:
                 tmp.unlink(missing_ok=True)  # the second name after link, or litter
+        if durable:
+            _sync_folder(path.parent)  # the new name itself, not only the data
 
     def _move(self, src: Ref, dst: Ref) -> None:
         source, target = self._path(src), self._path(dst)
@@ -143,6 +164,13 @@ class LocalProvider(StorageProvider):
             raise NotFound(f"{src.place} {src.doc_id} not found") from None
         except OSError as exc:
             raise _storage_error(exc, "move") from None
+        if dst.place not in REBUILDABLE:
+            try:
+                _sync_folder(target.parent)
+                if source.parent != target.parent:
+                    _sync_folder(source.parent)  # or the job could come back in its queue
+            except OSError as exc:
+                raise _storage_error(exc, "move") from None
 
     def _delete(self, ref: Ref) -> None:
         try:

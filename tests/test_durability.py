@@ -1,0 +1,227 @@
+"""An answered post_job survives a power cut (issue 13): what it depends on is synced first.
+
+The proof records the system calls of a live gunicorn worker with `strace -f` while it
+answers two posts, and checks, for each, that before the response's first byte went
+to the socket: the status and queue files' data were fsynced before their names were
+linked in, the folders holding those names (and every folder made for them) were
+fsynced after, and the ledger's SQLite write-ahead log was synced after its last write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests.conftest import FERMIONS_CONFIG, mongodb_provider
+from tests.test_operator_gunicorn import GUNICORN, LISTENING, ROOT, bare_env, manage
+
+JOB = json.dumps({"experiment_0": {"instructions": [], "num_wires": 1, "shots": 1}})
+SYSCALLS = (
+    "read,recvfrom,pwrite64,write,writev,sendto,sendmsg,mkdir,mkdirat,"
+    "fsync,fdatasync,rename,renameat,renameat2,link,linkat"
+)
+# `1234  fsync(7</path/x>) = 0`, `1234  linkat(AT_FDCWD, "/a", AT_FDCWD, "/b", 0) = 0`
+CALL = re.compile(r"^(\d+)\s+(\w+)\((.*)")
+FD_PATH = re.compile(r"^\d+<([^>]*)>")
+QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def test_the_sqlite_ledger_commits_in_wal_mode_with_full_sync(db):
+    if connection.vendor != "sqlite":
+        pytest.skip("the PostgreSQL pass checks its own defaults")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        mode = cursor.fetchone()[0]
+        cursor.execute("PRAGMA synchronous")
+        synchronous = cursor.fetchone()[0]
+
+    assert (mode, synchronous) == ("wal", 2)  # 2 is FULL
+
+
+def test_postgresql_keeps_its_durable_defaults(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("the SQLite pass checks its pragmas")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW fsync")
+        fsync = cursor.fetchone()[0]
+        cursor.execute("SHOW synchronous_commit")
+        synchronous_commit = cursor.fetchone()[0]
+
+    assert (fsync, synchronous_commit) == ("on", "on")
+
+
+def test_mongodb_writes_ask_for_the_journal(mongo):
+    provider = mongodb_provider(mongo)
+    try:
+        from storage_providers.base import Place
+
+        collection = provider._collection(Place.STATUS, "fermions")  # type: ignore[attr-defined]
+        assert provider.client.write_concern.document == {"j": True}  # type: ignore[attr-defined]
+        assert collection.write_concern.document == {"j": True}
+        assert collection.write_concern.acknowledged
+    finally:
+        provider.close()
+
+
+# ---- the order of system calls of one post ----------------------------------------------------
+
+
+@dataclass
+class Call:
+    pid: str
+    name: str
+    args: str
+
+    def fd_path(self) -> str:
+        found = FD_PATH.match(self.args)
+        return found.group(1) if found else ""
+
+    def strings(self) -> list[str]:
+        return QUOTED.findall(self.args)
+
+
+@pytest.fixture
+def traced_server(tmp_path: Path) -> Iterator[tuple[int, str, Path]]:
+    if shutil.which("strace") is None:
+        pytest.fail("strace is needed (apt-get install strace)")
+    env = bare_env(tmp_path)
+    manage(env, "migrate", "-v0")
+    login = json.dumps({"base_path": str(tmp_path / "storage")})
+    manage(env, "create_storage_provider", "--name", "alqor", "--type", "local",
+           "--login", login, "--owner", "alice")  # fmt: skip
+    (tmp_path / "fermions.json").write_text(json.dumps(FERMIONS_CONFIG))
+    manage(env, "upload_backend_config", "--provider", "alqor", str(tmp_path / "fermions.json"))
+    token = manage(env, "issue_token", "alice").splitlines()[-1]
+    trace = tmp_path / "strace.log"
+    log = tmp_path / "gunicorn.log"
+    command = ["strace", "-f", "-qq", "-yy", "-s", "64", "-o", str(trace), "-e", SYSCALLS]
+    command += [GUNICORN, "qlued.wsgi", "-c", "qlued/gunicorn_conf.py", "-b", "127.0.0.1:0"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*command, "-w", "1", "--timeout", "120"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := LISTENING.search(log.read_text())):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "gunicorn did not start under strace in 60 s"
+            time.sleep(0.1)
+        yield int(found.group(1)), token, trace
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # strace, gunicorn and its worker
+        proc.wait(timeout=60)
+
+
+def _post(port: int, token: str) -> str:
+    body = json.dumps({"job": JOB, "token": token}).encode()
+    head = (
+        "POST /api/v2/alqor_fermions_simulator/post_job HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Connection: close\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+        conn.sendall(head.encode() + b"\r\n" + body)
+        received = b""
+        while block := conn.recv(65536):
+            received += block
+    assert received.startswith(b"HTTP/1.1 200"), received
+    return str(json.loads(received.partition(b"\r\n\r\n")[2])["job_id"])
+
+
+def _calls(trace: Path) -> list[Call]:
+    calls = []
+    for line in trace.read_text(errors="replace").splitlines():
+        found = CALL.match(line)
+        if found and not line.startswith("<...", len(found.group(1)) + 1):
+            calls.append(Call(*found.groups()))
+    return calls
+
+
+def _window(calls: list[Call], job_id: str) -> list[Call]:
+    """The calls of the worker from reading the request that made `job_id` to its answer."""
+    answers = [
+        i
+        for i, c in enumerate(calls)
+        if c.name in ("sendto", "write", "writev", "sendmsg")
+        and "TCP:" in c.args
+        and "HTTP/1.1 200" in c.args
+    ]
+    for end in answers:
+        start = max(
+            i
+            for i, c in enumerate(calls[:end])
+            if c.name in ("read", "recvfrom") and "TCP:" in c.args and "POST /api/" in c.args
+        )
+        window = calls[start:end]
+        if any(job_id in c.args for c in window):
+            return window
+    raise AssertionError(f"no answered request wrote {job_id}")
+
+
+def _synced(window: list[Call], path: str, after: int) -> bool:
+    return any(
+        c.name in ("fsync", "fdatasync") and c.fd_path() == path for c in window[after + 1 :]
+    )
+
+
+def _check_file(window: list[Call], target: str) -> None:
+    """`target` was linked or renamed in from a temporary file synced before, then its folder."""
+    named = [
+        i
+        for i, c in enumerate(window)
+        if c.name in ("link", "linkat", "rename", "renameat", "renameat2")
+        and c.strings()
+        and c.strings()[-1] == target
+    ]
+    assert named, f"{target} was not written in this request"
+    index = named[-1]
+    tmp = window[index].strings()[0]
+    assert any(c.name in ("fsync", "fdatasync") and c.fd_path() == tmp for c in window[:index]), (
+        f"the data of {target} was not synced before its name"
+    )
+    assert _synced(window, str(Path(target).parent), index), f"the folder of {target} not synced"
+
+
+def _check_folders_made(window: list[Call], base: str) -> None:
+    for i, call in enumerate(window):
+        if call.name in ("mkdir", "mkdirat") and call.args.find(base) >= 0 and "= 0" in call.args:
+            made = next(s for s in call.strings() if s.startswith(base))
+            assert _synced(window, str(Path(made).parent), i), f"{made} not recorded durably"
+
+
+def _check_ledger(window: list[Call]) -> None:
+    wal = [i for i, c in enumerate(window) if c.name == "pwrite64" and c.fd_path().endswith("-wal")]
+    assert wal, "the ledger row was not written in this request"
+    last = wal[-1]
+    assert _synced(window, window[last].fd_path(), last), "the ledger's log was not synced"
+
+
+def test_an_answered_post_was_made_durable_before_its_answer(traced_server, tmp_path):
+    port, token, trace = traced_server
+    first, second = _post(port, token), _post(port, token)  # the first one makes the folders
+    time.sleep(0.5)  # strace writes its log as the calls return
+    calls = _calls(trace)
+    base = str(tmp_path / "storage")
+
+    for job_id in (first, second):
+        window = _window(calls, job_id)
+        _check_file(window, f"{base}/status/fermions/{job_id}.json")
+        _check_file(window, f"{base}/jobs/queued/fermions/{job_id}.json")
+        _check_folders_made(window, base)
+        _check_ledger(window)
