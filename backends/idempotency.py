@@ -13,6 +13,7 @@ import re
 import time
 from datetime import timedelta
 
+import orjson
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -52,8 +53,8 @@ def _fresh(caller: Caller, key: str):  # type: ignore[no-untyped-def]
 def replay(caller: Caller, key: str, print_: str) -> dict | None:
     """The remembered answer to this very request, if there is one."""
     row = _fresh(caller, key).first()
-    if row is not None and row.response is not None and row.fingerprint == print_:
-        return dict(row.response)
+    if row is not None and row.response and row.fingerprint == print_:
+        return _answer(row)
     return None
 
 
@@ -63,7 +64,7 @@ def reserve(caller: Caller, key: str, print_: str) -> IdempotencyKey | dict:
     422 when the key was used for another request, 409 when its post is still running.
     """
     stale = timezone.now() - KEPT
-    IdempotencyKey.objects.filter(owner_id=caller.user_id, key=key, created_at__lt=stale).delete()
+    IdempotencyKey.objects.filter(owner_id=caller.user_id, created_at__lt=stale).delete()
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         try:
@@ -76,8 +77,8 @@ def reserve(caller: Caller, key: str, print_: str) -> IdempotencyKey | dict:
         held = _fresh(caller, key).first()
         if held is not None and held.fingerprint != print_:
             raise InvalidParameter(HEADER)
-        if held is not None and held.response is not None:
-            return dict(held.response)
+        if held is not None and held.response:
+            return _answer(held)
         if held is not None and held.created_at < timezone.now() - ABANDONED:
             held.delete()  # its worker died before answering: the key is free again
             continue
@@ -88,5 +89,10 @@ def reserve(caller: Caller, key: str, print_: str) -> IdempotencyKey | dict:
 
 
 def remember(row: IdempotencyKey, answer: dict) -> None:
-    row.response = answer
+    row.response = orjson.dumps(answer).decode()
     row.save(update_fields=["response"])
+
+
+def _answer(row: IdempotencyKey) -> dict:
+    """The remembered answer, in its keys' order (orjson writes them back the same)."""
+    return dict(orjson.loads(row.response))

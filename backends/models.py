@@ -174,7 +174,9 @@ class IdempotencyKey(models.Model):
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the backend and job.")
     created_at = models.DateTimeField(default=timezone.now)
-    response = models.JSONField(null=True, blank=True)
+    # The answer's JSON as sent, so that a replay is the same bytes (PostgreSQL's jsonb
+    # would reorder the keys); empty while the first post is still being answered.
+    response = models.TextField(blank=True, default="")
 
     class Meta:
         constraints = [

@@ -55,7 +55,8 @@ def check(caller: Caller) -> Limits:
 
 def enforce_locked(caller: Caller, limits: Limits) -> None:
     """Inside the transaction that records a job: lock the caller, then count again."""
-    get_user_model().objects.select_for_update().filter(pk=caller.user_id).exists()
+    locked = get_user_model().objects.select_for_update().filter(pk=caller.user_id)
+    list(locked.values_list("pk", flat=True))  # SELECT ... FOR UPDATE (SQLite: BEGIN IMMEDIATE)
     _check_rate(caller, limits)
     _check_open(caller, limits)
 
