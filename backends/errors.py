@@ -95,6 +95,13 @@ class TooManyRequests(QluedError):
         self.headers = {"Retry-After": str(max(1, retry_after))}
 
 
+class TooManyFailedAttempts(TooManyRequests):
+    """429: this client address presented too many wrong tokens this minute."""
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__("Too many failed attempts. Try again later.", retry_after=retry_after)
+
+
 class RequestTooLarge(QluedError):
     status_code = 413
     detail = "Request too large."

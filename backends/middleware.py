@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 
 from storage_providers.schemas import status_msg
 
+from . import auth
 from .api import error_response, is_qiskit_result_path, json_response
 from .errors import LengthRequired, MethodNotAllowed, RequestTooLarge
 
@@ -17,6 +18,7 @@ SLASHES = re.compile(r"/{2,}")
 # Pages under /api/ that are not JSON by design.
 NOT_JSON_OK = ("/api/v2/docs", "/api/qiskit-cold-atom/docs")
 REASONS = {
+    301: "Moved permanently.",  # SECURE_SSL_REDIRECT: plain HTTP to https
     400: "Bad request.",
     403: "Forbidden.",
     404: "Not found.",
@@ -26,12 +28,22 @@ REASONS = {
 
 
 class ApiEdgeMiddleware:
-    """Runs first: repeated slashes count as one (SPEC §8), body limits (413, 411), JSON errors."""
+    """Runs first: repeated slashes count as one (SPEC §8), body limits (413, 411), JSON errors.
+
+    It also notes the client's address, to which wrong tokens are counted (`auth`).
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        address = auth.client.set(auth.client_address(request))  # whom failed tokens count to
+        try:
+            return self._answer(request)
+        finally:
+            auth.client.reset(address)
+
+    def _answer(self, request: HttpRequest) -> HttpResponse:
         if "//" in request.path_info:
             request.path_info = SLASHES.sub("/", request.path_info)
             request.path = SLASHES.sub("/", request.path)
@@ -75,6 +87,7 @@ def _as_json(response: HttpResponse, *, result_endpoint: bool) -> HttpResponse:
     detail = REASONS.get(code, "Request failed." if code >= 400 else "OK.")
     word = "error" if result_endpoint and code != 200 else "ERROR"
     answer = json_response(status_msg("None", word, detail, detail), code)
-    if "Allow" in response:
-        answer["Allow"] = response["Allow"]
+    for kept in ("Allow", "Location"):
+        if kept in response:
+            answer[kept] = response[kept]
     return answer

@@ -9,6 +9,7 @@ start with ImproperlyConfigured, which manage.py and gunicorn show as one line.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -111,6 +112,39 @@ SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", False)
 SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
+
+def _proxies() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """TRUSTED_PROXIES: addresses or networks whose X-Forwarded-For is believed."""
+    try:
+        return [
+            ipaddress.ip_network(item, strict=False)
+            for item in config("TRUSTED_PROXIES", default="", cast=Csv())
+        ]
+    except ValueError:
+        raise ImproperlyConfigured("TRUSTED_PROXIES must list IP addresses or networks.") from None
+
+
+def _caches() -> tuple[dict, str]:
+    """CACHE_URL (redis:// or rediss://): a cache shared by every worker and host, or none."""
+    url = config("CACHE_URL", default="")
+    if not url:
+        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}, ""
+    if urlsplit(url).scheme not in ("redis", "rediss"):
+        raise ImproperlyConfigured("CACHE_URL must be a redis:// or rediss:// URL.")
+    redis = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+    return {"default": redis}, "default"
+
+
+# Wrong tokens one client address may present per minute before they answer 429 (0: no
+# limit); counted in the database, or in the cache of CACHE_URL when there is one.
+FAILED_TOKEN_ATTEMPTS_PER_MINUTE = int(_positive("FAILED_TOKEN_ATTEMPTS_PER_MINUTE", 30, int))
+TRUSTED_PROXIES = _proxies()
+CACHES, THROTTLE_CACHE = _caches()
+
 # The contract's own settings (SPEC §3, §4).
 BASE_URL = config("BASE_URL", default="").rstrip("/")
 if BASE_URL:
@@ -151,6 +185,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "ninja",
     "backends",
+    "qlued.throttle",
 ]
 
 MIDDLEWARE = [
