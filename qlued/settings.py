@@ -186,9 +186,11 @@ INSTALLED_APPS = [
     "ninja",
     "backends",
     "qlued.throttle",
+    "backends.dashboard",
 ]
 
 MIDDLEWARE = [
+    "backends.metrics.RequestMetricsMiddleware",  # outermost: counts every answer
     "backends.middleware.ApiEdgeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -300,3 +302,29 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+
+# The dashboard and /metrics (issue 16).
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:jobs"
+
+
+def _networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A list of addresses or networks (`127.0.0.1,10.0.0.0/8`), refused loudly when bad."""
+    try:
+        return [
+            ipaddress.ip_network(item, strict=False)
+            for item in config(name, default=default, cast=Csv())
+        ]
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must list IP addresses or networks.") from None
+
+
+# A scraper of /metrics sends `Authorization: Bearer METRICS_TOKEN` or calls from one of
+# METRICS_ALLOWED_ADDRESSES (behind a proxy, that is the proxy's address).
+METRICS_TOKEN = config("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_ADDRESSES", "127.0.0.1,::1")
+# Where every worker counts its requests (prometheus-client's multiprocess mode).
+PROMETHEUS_MULTIPROC_DIR = Path(
+    config("PROMETHEUS_MULTIPROC_DIR", default=str(DATA_DIR / "metrics"))
+)

@@ -1,7 +1,7 @@
 """URL map: the admin, the two API mounts, JSON 404s for the rest of /api/, health probes."""
 
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from backends.api import qiskit_api, v2_api
@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/v2/", v2_api.urls),
     path("api/qiskit-cold-atom/", qiskit_api.urls),
     re_path(r"^api(?P<rest>/.*)?$", api_not_found),
+    path("", include("backends.dashboard.urls")),  # /dashboard/ and /metrics
     path("", RedirectView.as_view(url="/api/v2/docs", permanent=False)),
 ]

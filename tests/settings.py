@@ -1,6 +1,8 @@
 """Settings for the test suites: the real settings, with a test key and DEBUG on."""
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
@@ -11,9 +13,9 @@ from qlued.settings import *  # noqa: E402,F403
 # once ("table is locked") where the deployed file waits for them, and tests run
 # concurrent posts (tests/test_post_job_*.py).
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    import tempfile
-    from pathlib import Path
-
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(Path(tempfile.gettempdir()) / f"qlued-test-{os.getpid()}.sqlite3")
     }
+
+# Request counters of the test run, kept out of the data folder of a developer's server.
+PROMETHEUS_MULTIPROC_DIR = Path(tempfile.gettempdir()) / f"qlued-test-metrics-{os.getpid()}"

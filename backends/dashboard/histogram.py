@@ -1,14 +1,18 @@
 """The geometry of a counts histogram, drawn on the server as SVG (no script, no CDN).
 
 The template only places what is computed here; every length is in the units of the
-SVG's viewBox, which the page scales to its width.
+SVG's viewBox. A chart is as wide as its bars need (at least MIN_WIDTH), so that its
+text stays readable when a phone scales it down; a wider one scrolls there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-WIDTH = 640
+FIT_WIDTH = 640  # bars share this width while they can
+MIN_WIDTH = 320
+MIN_PITCH = 20  # the narrowest slot a bar gets: past FIT_WIDTH, the chart grows
+MAX_BAR = 48
 TOP = 24  # room for the count above the tallest bar
 LEFT = 48  # room for the axis labels
 RIGHT = 8
@@ -55,8 +59,12 @@ class Histogram:
     hidden_outcomes: int
     hidden_shots: int
     unit: str = "shot"
-    width: int = WIDTH
+    width: int = MIN_WIDTH
     left: int = LEFT
+
+    @property
+    def wide(self) -> bool:
+        return self.width > FIT_WIDTH
 
     @property
     def label_y(self) -> float:
@@ -95,23 +103,27 @@ def histogram(name: str, counts: dict[str, int]) -> Histogram:
 
 def series(name: str, labels: list[str], values: list[int], unit: str = "shot") -> Histogram:
     """Bars for `values` in the order given, each under its label."""
-    pitch = (WIDTH - LEFT - RIGHT) / max(len(labels), 1)
+    slots = max(len(labels), 1)
     longest = max((len(label) for label in labels), default=1)
+    shared = (FIT_WIDTH - LEFT - RIGHT) / slots
+    pitch = max(MIN_PITCH, min(shared, max(MAX_BAR + 16, longest * CHAR + 8)))
     rotate = longest * CHAR > pitch - 2
+    width = max(MIN_WIDTH, round(LEFT + RIGHT + slots * pitch))
+    first = LEFT + (width - LEFT - RIGHT - slots * pitch) / 2  # few bars stand in the middle
     below = 24 + (longest * CHAR * 0.72 if rotate else 0)  # sin 46°: a label at -45°, roughly
     baseline = TOP + PLOT_HEIGHT
     peak = max(values, default=0)
     bars = []
     for index, (value, label) in enumerate(zip(values, labels, strict=True)):
         height = PLOT_HEIGHT * value / peak if peak else 0.0
-        gap = min(pitch * 0.2, 12)
+        bar = min(pitch - min(pitch * 0.2, 12), MAX_BAR)
         bars.append(
             Bar(
                 label=label,
                 count=value,
-                x=round(LEFT + index * pitch + gap / 2, 2),
+                x=round(first + index * pitch + (pitch - bar) / 2, 2),
                 y=round(baseline - height, 2),
-                width=round(pitch - gap, 2),
+                width=round(bar, 2),
                 height=round(height, 2),
             )
         )
@@ -129,4 +141,5 @@ def series(name: str, labels: list[str], values: list[int], unit: str = "shot") 
         rotate_labels=rotate,
         hidden_outcomes=0,
         hidden_shots=0,
+        width=width,
     )
