@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from backends.dashboard.examples import examples
+from backends.dashboard.examples import examples, readable
 from backends.dashboard.histogram import MAX_BARS, PLOT_HEIGHT, histogram, series
 from spooler.simulators import BACKENDS
 from storage_providers.schemas import BackendConfigIn
@@ -63,3 +63,13 @@ def test_every_example_of_the_built_in_backends_runs(display):
         result = simulator.run(json.loads(text), job_id="example")
         (experiment,) = result["results"]
         assert sum(Counter(experiment["data"]["memory"]).values()) == 100
+
+
+def test_a_job_reads_one_instruction_a_line_and_parses_back():
+    job = {
+        "experiment_0": {"instructions": [["load", [0], [3]], ["measure", [0], []]], "shots": 2},
+        "experiment_1": {"instructions": [], "num_wires": 1},
+    }
+    text = readable(job)
+    assert json.loads(text) == job
+    assert '      ["load", [0], [3]],\n      ["measure", [0], []]\n' in text

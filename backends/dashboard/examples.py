@@ -48,6 +48,21 @@ def examples(config: BackendConfigIn) -> dict[str, str]:
             *_measure_all(config),
         ]
     return {
-        title: json.dumps({"experiment_0": _experiment(config, instructions)}, indent=2)
+        title: readable({"experiment_0": _experiment(config, instructions)})
         for title, instructions in found.items()
     }
+
+
+def readable(job: dict) -> str:
+    """A job as JSON to read and edit: one line per instruction, one per experiment key."""
+    experiments = []
+    for name, experiment in job.items():
+        fields = []
+        for key, value in experiment.items():
+            if key == "instructions" and isinstance(value, list) and value:
+                lines = ",\n".join(f"      {json.dumps(i)}" for i in value)
+                fields.append(f'    "instructions": [\n{lines}\n    ]')
+            else:
+                fields.append(f"    {json.dumps(key)}: {json.dumps(value)}")
+        experiments.append(f"  {json.dumps(name)}: {{\n" + ",\n".join(fields) + "\n  }")
+    return "{\n" + ",\n".join(experiments) + "\n}"

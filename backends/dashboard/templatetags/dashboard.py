@@ -7,6 +7,8 @@ from datetime import datetime
 
 from django import template
 
+from ..examples import readable
+
 register = template.Library()
 
 
@@ -38,5 +40,7 @@ def percent(value: float | None) -> str:
 
 @register.filter
 def pretty_json(value: object) -> str:
-    """A document as indented JSON (auto-escaped by the template)."""
-    return json.dumps(value, indent=2, sort_keys=False)
+    """A job as JSON, one instruction a line (auto-escaped by the template)."""
+    if isinstance(value, dict) and all(isinstance(e, dict) for e in value.values()):
+        return readable(value)
+    return json.dumps(value, indent=2)
