@@ -46,7 +46,7 @@ from .schemas import (
 
 log = logging.getLogger(__name__)
 
-ERRORS = dict.fromkeys((401, 404, 406, 413, 422, 503), StatusMsgOut)
+ERRORS = dict.fromkeys((401, 404, 405, 406, 411, 413, 422, 429, 503), StatusMsgOut)
 POST_ERRORS = {**ERRORS, **dict.fromkeys((409, 429), StatusMsgOut)}
 CANCEL_ERRORS = {**ERRORS, 409: StatusMsgOut}
 JSON = "application/json"

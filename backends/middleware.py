@@ -81,12 +81,13 @@ def _is_json(response: HttpResponse) -> bool:
 
 def _as_json(response: HttpResponse, *, result_endpoint: bool) -> HttpResponse:
     """A StatusMsgDict in place of a framework's HTML or empty answer."""
-    if response.status_code == 405:
-        return error_response(MethodNotAllowed(), result_endpoint=result_endpoint)
     code = response.status_code
-    detail = REASONS.get(code, "Request failed." if code >= 400 else "OK.")
-    word = "error" if result_endpoint and code != 200 else "ERROR"
-    answer = json_response(status_msg("None", word, detail, detail), code)
+    if code == 405:
+        answer = error_response(MethodNotAllowed(), result_endpoint=result_endpoint)
+    else:
+        detail = REASONS.get(code, "Request failed." if code >= 400 else "OK.")
+        word = "error" if result_endpoint and code != 200 else "ERROR"
+        answer = json_response(status_msg("None", word, detail, detail), code)
     for kept in ("Allow", "Location"):
         if kept in response:
             answer[kept] = response[kept]
