@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every suite, as a new user and CI run them: lint, SQLite, PostgreSQL, then the
-# real qiskit client and the real sqooler spooler (their venvs are built when absent).
+# real qiskit client and the real sqooler spooler (their venvs are built when absent),
+# then the dashboard in a real browser (Debian's chromium, installed when absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -12,7 +13,7 @@ $BIN/ruff check .
 $BIN/mypy
 
 echo "== SQLite"
-$BIN/pytest -m "not client and not interop" -p no:cacheprovider
+$BIN/pytest -m "not client and not interop and not browser" -p no:cacheprovider
 
 echo "== PostgreSQL"
 PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
@@ -26,7 +27,11 @@ scratch="qlued_ci_$$"
 psql -q -d postgres -c "CREATE DATABASE $scratch"
 trap 'PGOPTIONS="--client-min-messages=warning" psql -q -d postgres -c "DROP DATABASE IF EXISTS test_$scratch" -c "DROP DATABASE IF EXISTS $scratch"' EXIT
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$scratch" \
-  $BIN/pytest -m "not client and not interop" -p no:cacheprovider
+  $BIN/pytest -m "not client and not interop and not browser" -p no:cacheprovider
 
 echo "== client and interop"
 $BIN/pytest -m "client or interop" -p no:cacheprovider
+
+echo "== browser"
+bash tests/browser/ensure_chromium.sh
+QLUED_BROWSER_REQUIRED=1 $BIN/pytest -m browser -p no:cacheprovider tests/browser
