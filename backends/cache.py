@@ -25,15 +25,18 @@ class TTLCache(Generic[V]):
         self._max = max_entries
         _all.append(self)
 
-    def get(self, key: Hashable, load: Callable[[], V]) -> V:
-        """The cached value of `key`, loading it when absent or stale."""
+    def get(
+        self, key: Hashable, load: Callable[[], V], keep: Callable[[V], bool] | None = None
+    ) -> V:
+        """The cached value of `key`, loading it when absent or stale (and, with `keep`,
+        remembering only values it approves)."""
         now = time.monotonic()
         hit = self._data.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
         value = load()
         ttl = settings.CACHE_SECONDS
-        if ttl > 0:
+        if ttl > 0 and (keep is None or keep(value)):
             if len(self._data) >= self._max:
                 self._data.clear()  # bounded memory beats a perfect hit rate
             self._data[key] = (now + ttl, value)

@@ -40,6 +40,10 @@ NOT_YET = "The job is done, but its result is not written yet. Try again in a mo
 _configs: TTLCache[BackendConfigIn | None] = TTLCache()
 _listing: TTLCache[list[dict]] = TTLCache()
 _ledger: TTLCache[bool] = TTLCache()
+# Finished jobs are read again and again by polling clients; what they read cannot change.
+_final_statuses: TTLCache[dict] = TTLCache()
+_results: TTLCache[dict] = TTLCache(max_entries=64)  # results can be large
+FINAL = frozenset({"DONE", "ERROR"})
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,11 @@ def _stored_status(caller: Caller, backend: Backend, job_id: str) -> dict:
         raise JobNotFound()
     if not _owns(caller, backend, job_id):
         raise JobNotFound(job_id=job_id)
+    key = (backend.entry, backend.display, job_id)
+    return _final_statuses.get(key, lambda: _read_status(backend, job_id, caller), _is_final)
+
+
+def _read_status(backend: Backend, job_id: str, caller: Caller) -> dict:
     try:
         doc = backend.provider.get_status(backend.display, job_id, username=caller.username)
     except NotFound:
@@ -203,6 +212,11 @@ def _stored_status(caller: Caller, backend: Backend, job_id: str) -> dict:
         str(doc.get("detail", "")),
         str(doc.get("error_message", "None")),
     )
+
+
+def _is_final(status: dict) -> bool:
+    """DONE and ERROR never change again: a poll of a finished job may skip storage."""
+    return status["status"] in FINAL
 
 
 def job_status(caller: Caller, backend: Backend, job_id: str) -> dict:
@@ -219,7 +233,10 @@ def job_result(caller: Caller, backend: Backend, job_id: str) -> dict:
     if status["status"] != "DONE":
         return status
     try:
-        result = backend.provider.get_result(backend.display, job_id, username=caller.username)
+        result = _results.get(
+            (backend.entry, backend.display, job_id),
+            lambda: backend.provider.get_result(backend.display, job_id, username=caller.username),
+        )
     except NotFound:
         return {**status, "detail": NOT_YET}
     except StorageError:

@@ -316,3 +316,20 @@ def test_the_built_in_spooler_command_runs_a_job_on_dropbox(lab, box):
     assert returncode == 0
     assert "on dropbox storage alqor" in log
     assert box.login()["app_secret"] not in log
+
+
+def test_a_finished_job_polled_again_within_cache_seconds_costs_no_download(
+    client, token, lab, box, settings
+):
+    settings.CACHE_SECONDS = 5
+    job_id = post(client, token).json()["job_id"]
+    query = {"job_id": job_id, "token": token}
+    assert client.get(f"{V2}/{BACKEND}/get_job_status", query).json()["status"] == "INITIALIZING"
+    claim = lab.claim_next("fermions", owner="s1")
+    lab.finish(claim, {"job_id": job_id, "results": []}, "Done.")
+    box.calls.clear()
+
+    answers = [client.get(f"{V2}/{BACKEND}/get_job_result", query).json() for _ in range(3)]
+
+    assert [a["status"] for a in answers] == ["DONE"] * 3
+    assert box.calls["files/download"] == 2  # the status once, the result once
