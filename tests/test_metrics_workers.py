@@ -1,7 +1,8 @@
-"""/metrics under a real gunicorn with two workers: every scrape counts every worker's requests."""
+"""/metrics and the dashboard under a real gunicorn with two workers, DEBUG off."""
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 
@@ -48,3 +49,12 @@ def test_every_scrape_sums_the_requests_of_both_workers(two_workers):
     served_by = {path.name for path in (two_workers.home / "data" / "metrics").glob("counter_*")}
     assert len(served_by) == 2, served_by  # both workers answered some of them
     assert {backends_requests(two_workers) for _ in range(10)} == {REQUESTS}
+
+
+def test_the_dashboard_and_its_stylesheet_are_served_with_debug_off(two_workers):
+    login = two_workers.get("/dashboard/login/")
+    assert login.status == 200, login
+    stylesheet = re.search(rb'href="(/static/dashboard/dashboard\.[0-9a-f]+\.css)"', login.body)
+    assert stylesheet is not None, login.body[:500]  # collectstatic's hashed name
+    css = two_workers.get(stylesheet.group(1).decode())
+    assert (css.status, css.headers["content-type"]) == (200, 'text/css; charset="utf-8"')
