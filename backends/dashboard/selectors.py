@@ -55,8 +55,13 @@ class BackendView:
 
 
 def backends_overview() -> list[BackendView]:
-    """Every backend of every active provider (as `GET backends` lists them), with its queue."""
-    views = []
+    """Every backend with its status and queue, for the Backends page and /metrics."""
+    return [_view(backend) for backend in configured_backends()]
+
+
+def configured_backends() -> list[selectors.Backend]:
+    """Every backend of every active provider, as `GET backends` lists them (no queue read)."""
+    found = []
     for entry in active_entries():
         try:
             provider = provider_for(entry)
@@ -71,8 +76,8 @@ def backends_overview() -> list[BackendView]:
                 config = selectors.stored_config(entry, provider, display)
             except (UnknownBackend, StorageUnavailable):
                 continue
-            views.append(_view(selectors.Backend(entry, provider, display, config)))
-    return views
+            found.append(selectors.Backend(entry, provider, display, config))
+    return found
 
 
 def _view(backend: selectors.Backend) -> BackendView:
@@ -88,8 +93,8 @@ def _view(backend: selectors.Backend) -> BackendView:
 
 
 def backend_choices() -> list[str]:
-    """Full names of every backend, for the Submit form and the jobs filter."""
-    return [view.full_name for view in backends_overview()]
+    """Full names of every backend, for the jobs filter (a page that reloads itself)."""
+    return [backend.full_name for backend in configured_backends()]
 
 
 # ---- jobs -----------------------------------------------------------------------------------

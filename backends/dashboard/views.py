@@ -25,6 +25,7 @@ from .selectors import (
     backend_choices,
     backends_overview,
     caller_of,
+    configured_backends,
     job_page,
     last_day,
     users_tokens,
@@ -141,7 +142,7 @@ def cancel(request: HttpRequest, job_id: str) -> HttpResponse:
 @dashboard_view
 def submit(request: HttpRequest) -> HttpResponse:
     """Paste or pick a job, choose backend and shots; the API's checks, shown inline."""
-    configs = {view.full_name: view.backend.config for view in backends_overview()}
+    configs = {backend.full_name: backend.config for backend in configured_backends()}
     chosen = request.POST.get("backend") or request.GET.get("backend") or next(iter(configs), "")
     offered = examples(configs[chosen]) if chosen in configs else {}
     choices = {"backends": list(configs), "examples": list(offered)}
