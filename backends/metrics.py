@@ -20,6 +20,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
+from backends.auth import client_address
+
 
 def _multiprocess_dir() -> Path:
     """The shared folder; prometheus-client reads its place from the environment."""
@@ -148,7 +150,7 @@ def allowed(request: HttpRequest) -> bool:
     if token and presented and hmac.compare_digest(presented.encode(), token.encode()):
         return True
     try:
-        address = ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ip_address(client_address(request))  # X-Forwarded-For of TRUSTED_PROXIES
     except ValueError:
         return False
     return any(address in network for network in settings.METRICS_ALLOWED_NETWORKS)

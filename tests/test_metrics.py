@@ -115,6 +115,16 @@ def test_an_address_not_allowed_is_refused(client, db, settings):
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
 
 
+@pytest.mark.parametrize(("forwarded", "status"), [("10.1.2.3", 200), ("203.0.113.9", 403)])
+def test_behind_a_trusted_proxy_the_forwarded_client_is_checked(
+    client, db, settings, forwarded, status
+):
+    settings.TRUSTED_PROXIES = [ip_network("127.0.0.1")]
+    settings.METRICS_ALLOWED_NETWORKS = [ip_network("10.0.0.0/8")]
+    response = client.get("/metrics", headers={"X-Forwarded-For": forwarded})
+    assert response.status_code == status
+
+
 @pytest.mark.parametrize(
     ("header", "status"),
     [(None, 401), ("Bearer wrong", 401), (f"Basic {SECRET}", 401), (f"Bearer {SECRET}", 200)],
