@@ -212,6 +212,9 @@ class Scratch:
             DATABASE_URL=f"sqlite:///{self.dir / 'db.sqlite3'}",
             QLUED_DATA_DIR=str(self.dir / "data"),
             PYTHONUNBUFFERED="1",
+            # one token posts thousands of jobs a minute here: the per-user quotas are off
+            QUOTA_QUEUED_JOBS="0",
+            QUOTA_POSTS_PER_MINUTE="0",
         )
         self._procs: list[subprocess.Popen] = []
         self._logs: dict[int, Path] = {}
