@@ -48,6 +48,10 @@ class ApiEdgeMiddleware:
             request.path_info = SLASHES.sub("/", request.path_info)
             request.path = SLASHES.sub("/", request.path)
         is_api = request.path_info.startswith("/api/")
+        if is_api:
+            # Tokens, not cookies, authenticate under /api/ (SPEC §4: CSRF does not apply),
+            # so an unknown path posted without a CSRF token is 404, not 403.
+            request.csrf_processing_done = True  # type: ignore[attr-defined]
         if is_api and _content_length(request) > settings.MAX_REQUEST_BYTES:
             return error_response(RequestTooLarge(), result_endpoint=_qiskit_result(request))
         if is_api and _undecoded_chunks(request):

@@ -7,6 +7,7 @@ that tests see an outage and the recovery that follows without restarting anythi
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from pathlib import Path
@@ -66,6 +67,7 @@ class MongoServer:
                 server.start()
             except OSError:
                 server.storage.close()  # the data folder opens again only once closed
+                _wake(self.port)
                 time.sleep(0.1)
                 continue
             self._server = server
@@ -82,6 +84,12 @@ class MongoServer:
         with self.client() as client:
             for name in LAYOUT_DATABASES:
                 client.drop_database(name)
+
+
+def _wake(port: int) -> None:
+    """Connect once: a stopped server's accept() holds its port until a client comes by."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
 
 
 def _free_port() -> int:
