@@ -431,6 +431,9 @@ class StorageProvider(ABC):
             self.delete(ref)
             raise
         if status.get("status") in FINAL:
+            if status.get("detail") == CANCEL_DETAIL:
+                # Our own request, already honoured: its spooler stopped the job meanwhile.
+                return CancelOutcome.CANCELLED
             self.delete(ref)
             return CancelOutcome.TOO_LATE
         return CancelOutcome.CANCELLING
