@@ -259,3 +259,47 @@ def test_a_bad_setting_is_one_line(tmp_path, name):
 
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == f"ImproperlyConfigured: {name} {message}"
+
+
+# ---- another user's job -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["get_job_status", "get_job_result"])
+def test_another_users_job_answers_exactly_like_a_missing_one(
+    client, storage, token, endpoint, django_assert_num_queries, monkeypatch
+):
+    from django.contrib.auth import get_user_model
+
+    from backends.auth import issue_token
+    from storage_providers import LocalProvider
+
+    posted = client.post(
+        "/api/v2/alqor_fermions_simulator/post_job",
+        {"job": '{"e": {"instructions": [], "num_wires": 1, "shots": 1}}', "token": token},
+        content_type="application/json",
+    )
+    alices = posted.json()["job_id"]
+    missing = "6b" + alices[2:-4] + "ffff"
+    bob = issue_token(get_user_model().objects.create_user("bob"))[1]
+    reads = []
+    real_read = LocalProvider._read
+
+    def counted(self, ref):  # type: ignore[no-untyped-def]
+        reads.append(ref)
+        return real_read(self, ref)
+
+    monkeypatch.setattr(LocalProvider, "_read", counted)
+    url = f"/api/v2/alqor_fermions_simulator/{endpoint}"
+
+    def ask(job_id: str) -> tuple[int, dict, int, int]:
+        reads.clear()
+        with django_assert_num_queries(3) as queries:
+            response = client.get(url, {"job_id": job_id, "token": bob})
+        return response.status_code, response.json(), len(queries), len(reads)
+
+    theirs, nobodys = ask(alices), ask(missing)
+
+    refused = error("Could not find the status file.")
+    assert theirs[:3] == (406, {**refused, "job_id": alices}, 3)
+    assert nobodys[:3] == (406, {**refused, "job_id": missing}, 3)
+    assert theirs[3] == nobodys[3] == 1  # the backend's config; the job itself is never read
