@@ -26,8 +26,9 @@ fi
 scratch="qlued_ci_$$"
 psql -q -d postgres -c "CREATE DATABASE $scratch"
 trap 'PGOPTIONS="--client-min-messages=warning" psql -q -d postgres -c "DROP DATABASE IF EXISTS test_$scratch" -c "DROP DATABASE IF EXISTS $scratch"' EXIT
+# The load and fault tests (tests/test_load.py) run once, in the SQLite pass above.
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$scratch" \
-  $BIN/pytest -m "not client and not interop and not browser" -p no:cacheprovider
+  $BIN/pytest -m "not client and not interop and not browser and not load" -p no:cacheprovider
 
 echo "== client and interop"
 $BIN/pytest -m "client or interop" -p no:cacheprovider
