@@ -9,6 +9,7 @@ job; a spooler that dies stops renewing, and another spooler hands the job back.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -26,6 +27,9 @@ log = logging.getLogger("spooler")
 
 Signer = Callable[[Document], Document]
 CRASH_REASON = "The simulator failed on this job; the operator has the details in the log."
+# Counting a queue lists it, which on a long queue of a slow medium costs more than a
+# small job: the count is taken again only after this many times its last count took.
+COUNT_FACTOR = 20
 
 
 @dataclass
@@ -44,6 +48,8 @@ class _Served:
     backend: Backend
     config: Document
     stamped_at: float = field(default=0.0)
+    pending: int = 0
+    count_due: float = field(default=-math.inf)
 
 
 class Spooler:
@@ -104,9 +110,17 @@ class Spooler:
             return
         # whole seconds: MongoDB keeps a date to the millisecond, and a signature covers it
         served.config["last_queue_check"] = utcnow().replace(microsecond=0).isoformat()
-        served.config["pending_jobs"] = len(self.provider.list_ids(Place.QUEUED, display))
+        served.config["pending_jobs"] = self._pending(display, now)
         self.provider.upload_config(display, served.config, self.signer)
         served.stamped_at = now
+
+    def _pending(self, display: str, now: float) -> int:
+        """The queue's length for the config, counted at most every COUNT_FACTOR counts' time."""
+        served = self._served[display]
+        if now >= served.count_due:
+            served.pending = len(self.provider.list_ids(Place.QUEUED, display))
+            served.count_due = now + COUNT_FACTOR * (time.monotonic() - now)
+        return served.pending
 
     # ---- the loop ----------------------------------------------------------------
 

@@ -12,6 +12,8 @@ so a crash between the two leaves the job in both places, which the reaper repai
 from __future__ import annotations
 
 import contextlib
+import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +22,7 @@ from urllib.parse import quote_plus
 
 from bson import ObjectId
 
-from .base import Place, Ref, StorageProvider
+from .base import QUEUE_BATCH_SECONDS, Place, Ref, StorageProvider
 from .errors import AccessDenied, AlreadyExists, NotFound, StorageError, Unavailable
 from .schemas import Document
 
@@ -42,6 +44,10 @@ COLLECTIONS = {
     Place.ENDINGS: ("jobs", "endings"),
 }
 IN_BATCH = 500  # ids per `$in` query
+# A queue listing is a collection scan (what the server does even for a sorted, limited
+# query on `_id`): a claimer lists again only after this many times its last listing
+# took, so that on a long queue listing stays a small share of its time.
+RELIST_FACTOR = 20
 
 # MongoDB's codes for a refused login or a refused operation.
 DENIED_CODES = frozenset({13, 18, 8000})
@@ -89,6 +95,7 @@ class MongodbProvider(StorageProvider):
         self._timeouts = timeouts or MongoTimeouts()
         self._client: MongoClient[Document] | None = None
         self._collections: dict[tuple[Place, str], Collection[Document]] = {}
+        self._relist_after: dict[str, float] = {}
 
     def __repr__(self) -> str:  # never the URI: it may hold the password
         return f"<MongodbProvider {self.name}>"
@@ -194,6 +201,22 @@ class MongodbProvider(StorageProvider):
                 # and our delete: our copy at the target is the only one there, so it goes.
                 target.delete_one({"_id": doc["_id"]})
                 raise NotFound(f"job {src.doc_id} is someone else's")
+
+    def _queue_batch(self, display: str, *, fresh: bool) -> tuple[deque[str], bool]:
+        """The base's batch, listed again at most every RELIST_FACTOR listing times.
+
+        An empty batch or a fresh look lists at once, as in the base: only the refresh
+        of a batch that still holds jobs waits longer on a long queue.
+        """
+        listed_at, batch = self._batches.get(display, (0.0, deque()))
+        due = listed_at + self._relist_after.get(display, QUEUE_BATCH_SECONDS)
+        if batch and not fresh and time.monotonic() < due:
+            return batch, False
+        started = time.monotonic()
+        batch, listed = super()._queue_batch(display, fresh=True)
+        took = time.monotonic() - started
+        self._relist_after[display] = max(QUEUE_BATCH_SECONDS, RELIST_FACTOR * took)
+        return batch, listed
 
     def _read_many(self, refs: Sequence[Ref]) -> dict[str, Document]:
         if refs[0].place in (Place.CONFIGS, Place.PUBLIC_KEYS):
