@@ -57,6 +57,7 @@ from harness import (
     add_workdir_option,
     children,
     cpu_seconds,
+    guarded,
     json_ids,
     machine_busy_seconds,
     raise_on_sigterm,
@@ -272,20 +273,17 @@ def main(argv: list[str] | None = None) -> int:
         print("error: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
     sites: list[Site] = []
-    try:
+
+    def body() -> int:
         with Scratch("qlued_api_bench_", options.workdir) as scratch:
             try:
                 run(scratch, options, sites)
             finally:
                 for site in sites:
                     site.medium.close()
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; everything started was stopped and removed", file=sys.stderr)
-        return 130
-    return 0
+        return 0
+
+    return guarded(body)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -307,14 +305,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(scratch: Scratch, options: argparse.Namespace, sites: list[Site]) -> None:
-    for storage in options.storages:
-        say(f"setting up a scratch install on {storage} storage")
-        sites.append(set_up(scratch, storage))
-    floor = scratch.serve("floor", "bench.floor_settings", env=sites[0].env)  # a migrated db
-    floor_url = f"{floor.base}/api/v2/floor"
-    scratch.wait_http(floor_url, floor.proc)
-    for site in sites:
-        scratch.wait_http(f"{site.server.base}/api/v2/backends", site.server.proc)
+    floor, floor_url = start_sites(scratch, options.storages, sites)
     passes = [drive(scratch, site, floor, floor_url, options) for site in sites]
     if options.json:
         raw = {p.site.storage: read_json(driver_output(scratch, p.site)) for p in passes}
@@ -324,6 +315,22 @@ def run(scratch: Scratch, options: argparse.Namespace, sites: list[Site]) -> Non
     if len(passes) > 1:
         floors = ", ".join(f"{p.site.storage} pass {floor_rps(p.results):.1f}" for p in passes)
         print(f"\nfloor req/s (mean of each pass's floor runs, one floor server): {floors}")
+
+
+def start_sites(scratch: Scratch, storages: list[str], sites: list[Site]) -> tuple[Server, str]:
+    """An install per storage, appended to `sites` as it is made, and the floor; all up.
+
+    Returns the floor's server and its URL.
+    """
+    for storage in storages:
+        say(f"setting up a scratch install on {storage} storage")
+        sites.append(set_up(scratch, storage))
+    floor = scratch.serve("floor", "bench.floor_settings", env=sites[0].env)  # a migrated db
+    floor_url = f"{floor.base}/api/v2/floor"
+    scratch.wait_http(floor_url, floor.proc)
+    for site in sites:
+        scratch.wait_http(f"{site.server.base}/api/v2/backends", site.server.proc)
+    return floor, floor_url
 
 
 def set_up(scratch: Scratch, storage: str) -> Site:
@@ -378,42 +385,96 @@ def drive(
     )  # fmt: skip
     scratch.wait_log(spooler, "serving ")
     before = medium.ids("status")
-    keep = scratch.dir / f"ids-{site.storage}"
-    keep.mkdir()
     say(f"{site.storage}: driving {len(ORDER)} endpoint runs, {options.duration} s each")
-    env = {"TMPDIR": str(scratch.dir), "WRK_REAL": shutil.which("wrk") or "wrk"}
-    env["KEEP_IDS_DIR"] = str(keep)
-    driver = scratch.start(
-        f"driver-{site.storage}", driver_command(options, scratch, site, floor_url), env,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    serving = {"api": site.server.proc.pid, "floor": floor.proc.pid}
-    meter = Meter(driver.stderr, serving, medium.pids, scratch)
-    meter.start()
-    done_job, overlapped = finish_first_job(scratch, driver, spooler, medium, before)
-    budget = len(ORDER) * (options.duration + 30) + 60  # the driver bounds each load itself
-    try:
-        rc = driver.wait(budget)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"the driver did not finish within {budget} s") from None
-    meter.join(5)
-    out = driver_output(scratch, site)
-    if rc != 0 or not out.exists():
-        raise BenchError(f"the driver failed (exit {rc}); see its output above")
-    results = json.loads(out.read_text())["results"]
+    load = Load(scratch, site, floor, options, ORDER)
+    load.start(floor_url)
+    done_job, overlapped = finish_first_job(scratch, load.driver, spooler, medium, before)
+    results, windows = load.finish()
     memory = {"api": worker_rss(site.server), "floor": worker_rss(floor)}
-    done = Pass(site, results, meter.windows, memory, done_job, overlapped)
-    done.jobs = job_check(site, results, keep / "post_job.ids")
+    done = Pass(site, results, windows, memory, done_job, overlapped)
+    done.jobs = job_check(site, results, load.ids_file)
     done.ledger = ledger_check(site)
     return done
 
 
-def driver_output(scratch: Scratch, site: Site) -> Path:
-    return scratch.dir / f"driver-{site.storage}.json"
+class Load:
+    """One run of the shared driver on a site, metered: its endpoints in order, then `extra`.
+
+    `extra` are (name, path) pairs of GETs the driver loads last, the path under the
+    site's /api/v2/ (the driver can load fixed URLs only). `tag` tells apart several
+    runs on one site.
+    """
+
+    def __init__(
+        self,
+        scratch: Scratch,
+        site: Site,
+        floor: Server,
+        options: argparse.Namespace,
+        endpoints: list[str],
+        extra: Iterable[tuple[str, str]] = (),
+        tag: str = "",
+    ) -> None:
+        self.scratch, self.site, self.floor, self.options = scratch, site, floor, options
+        self.endpoints, self.extra = endpoints, list(extra)
+        self.output = driver_output(scratch, site, tag)
+        self.keep = scratch.dir / f"ids-{site.storage}{tag}"
+        self._driver: subprocess.Popen | None = None
+        self.meter: Meter | None = None
+
+    @property
+    def driver(self) -> subprocess.Popen:
+        if self._driver is None:
+            raise BenchError("the driver was not started")
+        return self._driver
+
+    @property
+    def ids_file(self) -> Path:
+        """The job ids post_job answered under this load."""
+        return self.keep / "post_job.ids"
+
+    def start(self, floor_url: str) -> None:
+        self.keep.mkdir()
+        env = {"TMPDIR": str(self.scratch.dir), "WRK_REAL": shutil.which("wrk") or "wrk"}
+        env["KEEP_IDS_DIR"] = str(self.keep)
+        command = driver_command(self.options, self.scratch, self.site, floor_url, self.endpoints)
+        for name, path in self.extra:
+            command.append(f"--extra-get={name}={self.site.server.base}/api/v2/{path}")
+        command += ["--json", str(self.output)]
+        driver = self.scratch.start(
+            self.output.stem, command, env, stderr=subprocess.PIPE, text=True
+        )
+        self._driver = driver
+        serving = {"api": self.site.server.proc.pid, "floor": self.floor.proc.pid}
+        self.meter = Meter(driver.stderr, serving, self.site.medium.pids, self.scratch)  # type: ignore[arg-type]
+        self.meter.start()
+
+    def finish(self) -> tuple[list[dict], list[Window]]:
+        """Wait for the driver; its results and the meter's windows, one per load."""
+        loads = len(self.endpoints) + len(self.extra)
+        budget = loads * (self.options.duration + 30) + 60  # the driver bounds each load
+        try:
+            rc = self.driver.wait(budget)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"the driver did not finish within {budget} s") from None
+        if self.meter is not None:
+            self.meter.join(5)
+        if rc != 0 or not self.output.exists():
+            raise BenchError(f"the driver failed (exit {rc}); see its output above")
+        results = json.loads(self.output.read_text())["results"]
+        return results, self.meter.windows if self.meter else []
+
+
+def driver_output(scratch: Scratch, site: Site, tag: str = "") -> Path:
+    return scratch.dir / f"driver-{site.storage}{tag}.json"
 
 
 def driver_command(
-    options: argparse.Namespace, scratch: Scratch, site: Site, floor_url: str
+    options: argparse.Namespace,
+    scratch: Scratch,
+    site: Site,
+    floor_url: str,
+    endpoints: list[str],
 ) -> list[str]:
     # The driver captures post_job's job ids only with a --storage-base; on Mongo it gets
     # an empty folder (its own file check then means nothing and is not used: the ids
@@ -425,11 +486,10 @@ def driver_command(
         storage_base.mkdir(exist_ok=True)
     return [
         PYTHON, str(DRIVER), "--base", site.server.base, f"--token={site.token}",
-        "--backend", site.backend, "--floor", floor_url, "--endpoints", ",".join(ORDER),
+        "--backend", site.backend, "--floor", floor_url, "--endpoints", ",".join(endpoints),
         "--storage-base", str(storage_base), "--display-name", DISPLAY,
         "--duration", str(options.duration), "--concurrency", str(options.concurrency),
         "--threads", str(options.threads), "--engine", "wrk", "--wrk", str(WRK_WRAPPER),
-        "--json", str(driver_output(scratch, site)),
     ]  # fmt: skip
 
 

@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -85,6 +86,22 @@ def raise_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGHUP, handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def guarded(body: Callable[[], int]) -> int:
+    """A benchmark's exit status: `body()`'s, 1 after a BenchError, 130 after Ctrl-C.
+
+    The scratch install is torn down inside `body` (by its `with Scratch`), before the
+    message is printed.
+    """
+    try:
+        return body()
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped and removed", file=sys.stderr)
+        return 130
 
 
 def free_port() -> int:

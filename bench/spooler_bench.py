@@ -25,6 +25,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from harness import (
     Scratch,
     add_workdir_option,
     cpu_seconds,
+    guarded,
     json_ids,
     machine_busy_seconds,
     percentile,
@@ -94,18 +96,15 @@ class Throughput:
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     raise_on_sigterm()
-    try:
+
+    def body() -> int:
         with Scratch("qlued_spooler_bench_", options.workdir) as scratch:
             runs = [throughput(scratch, n, options.jobs, options.timeout) for n in (1, 2)]
             samples, busy = latency(scratch, options.latency_jobs, options.poll)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; everything started was stopped and removed", file=sys.stderr)
-        return 130
-    report(runs, samples, busy, options)
-    return 0
+        report(runs, samples, busy, options)
+        return 0
+
+    return guarded(body)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -129,48 +128,87 @@ def fill(staging: Path, jobs: int) -> None:
         provider.submit_job(DISPLAY, provider.new_job_id(DISPLAY, ""), job)
 
 
-def throughput(scratch: Scratch, spoolers: int, jobs: int, timeout: float) -> Throughput:
-    """Time `spoolers` spoolers through `jobs` jobs that appear in the queue all at once."""
-    base, staging = scratch.dir / f"run{spoolers}", scratch.dir / f"staging{spoolers}"
+# The folders a run's staging tree is released into, in post_job's order: statuses
+# first, the queue last (what is not staged is left out).
+RELEASE = ("status", "results", "jobs/finished", "jobs/queued")
+
+
+def throughput(
+    scratch: Scratch,
+    spoolers: int,
+    jobs: int,
+    timeout: float,
+    *,
+    seed: Callable[[Path], object] | None = None,
+    tag: str = "",
+) -> Throughput:
+    """Time `spoolers` spoolers through `jobs` jobs that appear in the queue all at once.
+
+    `seed` may put more documents of the backend into the staging tree first (jobs
+    already finished, jobs already queued): they are released with the rest, and
+    the spoolers run every queued job.
+    """
+    base, staging = scratch.dir / f"run{spoolers}{tag}", scratch.dir / f"staging{spoolers}{tag}"
+    if seed is not None:
+        seed(staging)
     say(f"queueing {jobs} jobs for {spoolers} spooler(s)")
     fill(staging, jobs)
-    procs = [scratch.spooler(f"spooler{spoolers}-{i}", DISPLAY, base) for i in range(spoolers)]
+    queued = json_ids(staging / "jobs/queued" / DISPLAY)
+    procs = [scratch.spooler(f"spooler{spoolers}{tag}-{i}", DISPLAY, base) for i in range(spoolers)]
     for proc in procs:
         scratch.wait_log(proc, "serving ")
     say(f"{spoolers} spooler(s) idle; releasing the queue")
     others = Others(scratch)
-    for place in ("status", "jobs/queued"):  # status first, as post_job writes them
-        target = base / place / DISPLAY
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (staging / place / DISPLAY).rename(target)
-    seconds = wait_drained(base, jobs, timeout, procs, scratch)  # the clock starts now
+    for place in RELEASE:
+        source, target = staging / place / DISPLAY, base / place / DISPLAY
+        if source.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.rename(target)
+    seconds = wait_drained(base, len(queued), timeout, procs, scratch)  # the clock starts now
     busy = others.share()
     for proc in procs:
         scratch.stop(proc)
-    statuses = [read_json(p).get("status") for p in (base / "status" / DISPLAY).glob("*.json")]
+    status = base / "status" / DISPLAY
+    statuses = [read_json(status / f"{job_id}.json").get("status") for job_id in queued]
     done, failed = statuses.count("DONE"), statuses.count("ERROR")
     say(f"  {done} DONE, {failed} ERROR in {seconds:.2f} s")
-    return Throughput(spoolers, jobs, seconds, done, failed, busy)
+    return Throughput(spoolers, len(queued), seconds, done, failed, busy)
 
 
 def wait_drained(
     base: Path, jobs: int, timeout: float, procs: list[subprocess.Popen], scratch: Scratch
 ) -> float:
-    """Seconds until every job is finished (or failed) and no lease is left; capped."""
-    finished, deleted = base / "jobs/finished" / DISPLAY, base / "jobs/deleted"
+    """Seconds until no job is queued or running and no lease is left; capped.
+
+    The finished folder is never listed: it may hold far more than this run's jobs.
+    """
+    queue, running, leases = (
+        base / "jobs/queued" / DISPLAY,
+        base / "jobs/running",
+        base / "jobs/leases",
+    )
     started = time.perf_counter()
     while True:
         elapsed = time.perf_counter() - started
-        out = len(json_ids(finished)) + len(json_ids(deleted))
-        if out >= jobs and not json_ids(base / "jobs/leases"):
+        if not any(holds_json(folder) for folder in (queue, running, leases)):
             return elapsed
         if elapsed > timeout:
-            say(f"  timed out: {out} of {jobs} jobs through")
+            left = len(json_ids(queue)) + len(json_ids(running))
+            say(f"  timed out: {jobs - left} of {jobs} jobs through")
             return elapsed
         for proc in procs:
             if proc.poll() is not None:
                 raise BenchError(f"a spooler exited:\n{scratch.tail(proc)}")
         time.sleep(0.01)
+
+
+def holds_json(folder: Path) -> bool:
+    """Whether a folder holds a `*.json` document; stops at the first (a queue is long)."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(e.name.endswith(".json") for e in entries)
+    except FileNotFoundError:
+        return False
 
 
 # ---- latency ---------------------------------------------------------------------
