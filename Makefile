@@ -51,6 +51,7 @@ bench: setup  ## the benchmarks of bench/ (needs wrk)
 	$(BIN)/python bench/api_bench.py
 	$(BIN)/python bench/spooler_bench.py
 	$(BIN)/python bench/grow_bench.py
+	$(BIN)/python bench/sim_bench.py
 
 clean:  ## remove the venvs and local data
 	rm -rf $(VENV) .cache data
