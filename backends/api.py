@@ -67,6 +67,11 @@ def json_response(data: Any, status: int = 200) -> HttpResponse:
     return HttpResponse(orjson.dumps(data), status=status, content_type=JSON)
 
 
+def json_bytes_response(body: bytes) -> HttpResponse:
+    """A 200 of JSON rendered already (cached answers)."""
+    return HttpResponse(body, content_type=JSON)
+
+
 def error_response(error: QluedError, *, result_endpoint: bool = False) -> HttpResponse:
     """The one place an error becomes an HTTP answer."""
     body = error.body()
@@ -132,7 +137,7 @@ def make_api(mount: Mount) -> NinjaAPI:
     @api.get("/{backend}/get_config", response={200: BackendConfigOut, **ERRORS})
     def get_config(request: HttpRequest, backend: str) -> HttpResponse:
         found = backend_named(backend)
-        return json_response(selectors.served_config(found, url_base(request)))
+        return json_bytes_response(selectors.served_config_json(found, url_base(request)))
 
     @api.get("/{backend}/get_backend_status", response={200: BackendStatusOut, **ERRORS})
     def get_backend_status(request: HttpRequest, backend: str) -> HttpResponse:

@@ -35,12 +35,17 @@ class TTLCache(Generic[V]):
         if hit is not None and hit[0] > now:
             return hit[1]
         value = load()
+        if keep is None or keep(value):
+            self.put(key, value)
+        return value
+
+    def put(self, key: Hashable, value: V) -> None:
+        """Remember `value` for CACHE_SECONDS (nothing, when caching is off)."""
         ttl = settings.CACHE_SECONDS
-        if ttl > 0 and (keep is None or keep(value)):
+        if ttl > 0:
             if len(self._data) >= self._max:
                 self._data.clear()  # bounded memory beats a perfect hit rate
-            self._data[key] = (now + ttl, value)
-        return value
+            self._data[key] = (time.monotonic() + ttl, value)
 
     def clear(self) -> None:
         self._data.clear()

@@ -38,6 +38,7 @@ class ProviderEntry:
 _entries: TTLCache[ProviderEntry | None] = TTLCache()
 _active: TTLCache[list[ProviderEntry]] = TTLCache()
 _objects: dict[int, tuple[ProviderEntry, ProviderOptions, StorageProvider]] = {}
+_options: dict[tuple, ProviderOptions] = {}
 
 
 def _snapshot(row: StorageProviderDb) -> ProviderEntry:
@@ -65,7 +66,22 @@ def active_entries() -> list[ProviderEntry]:
 
 
 def provider_options() -> ProviderOptions:
-    """The settings every provider object of this process is built with."""
+    """The settings every provider object of this process is built with (made once per values)."""
+    values = (
+        settings.MONGODB_SERVER_SELECTION_TIMEOUT,
+        settings.MONGODB_CONNECT_TIMEOUT,
+        settings.MONGODB_SOCKET_TIMEOUT,
+        settings.DROPBOX_TIMEOUT,
+        settings.DROPBOX_CACHE_SECONDS,
+    )
+    made = _options.get(values)
+    if made is None:
+        _options.clear()
+        made = _options[values] = _build_options()
+    return made
+
+
+def _build_options() -> ProviderOptions:
     return ProviderOptions(
         mongo_timeouts=MongoTimeouts(
             server_selection=settings.MONGODB_SERVER_SELECTION_TIMEOUT,

@@ -3,7 +3,9 @@
 Both are counted in the ledger, so every worker sees the same numbers. The count and
 the new row are one transaction that locks the caller's user row, so two posts at
 once cannot both take the last place. Defaults are the QUOTA_* settings; a
-UserQuota row (in the admin) overrides them per user; 0 means no limit.
+UserQuota row (in the admin) overrides them per user; 0 means no limit. Each worker
+remembers a user's row for CACHE_SECONDS, as it does their token: an edit in the
+admin applies to every worker within that time.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from django.utils import timezone
 
 from . import ledger
 from .auth import Caller
+from .cache import TTLCache
 from .errors import TooManyRequests
 from .models import OPEN_STATUSES, Job, UserQuota
 
@@ -30,12 +33,28 @@ class Limits:
     open_jobs: int
     per_minute: int
 
+    @property
+    def any(self) -> bool:
+        """Whether there is anything to count (0 is no limit)."""
+        return bool(self.open_jobs or self.per_minute)
+
+
+# A user's own (max_queued_jobs, max_posts_per_minute); (None, None) without a row.
+_own: TTLCache[tuple[int | None, int | None]] = TTLCache()
+
+
+def _own_limits(user_id: int) -> tuple[int | None, int | None]:
+    row = (
+        UserQuota.objects.filter(user_id=user_id)
+        .values_list("max_queued_jobs", "max_posts_per_minute")
+        .first()
+    )
+    return row if row is not None else (None, None)
+
 
 def limits_of(caller: Caller) -> Limits:
     """The caller's own limits, or the settings' where the admin set none."""
-    own = UserQuota.objects.filter(user_id=caller.user_id).first()
-    open_jobs = own.max_queued_jobs if own and own.max_queued_jobs is not None else None
-    per_minute = own.max_posts_per_minute if own and own.max_posts_per_minute is not None else None
+    open_jobs, per_minute = _own.get(caller.user_id, lambda: _own_limits(caller.user_id))
     return Limits(
         open_jobs=settings.QUOTA_QUEUED_JOBS if open_jobs is None else open_jobs,
         per_minute=settings.QUOTA_POSTS_PER_MINUTE if per_minute is None else per_minute,

@@ -43,6 +43,8 @@ _ledger: TTLCache[bool] = TTLCache()
 # Finished jobs are read again and again by polling clients; what they read cannot change.
 _final_statuses: TTLCache[dict] = TTLCache()
 _results: TTLCache[dict] = TTLCache(max_entries=64)  # results can be large
+# get_config's rendered answer, with the config it was rendered from.
+_config_answers: TTLCache[tuple[BackendConfigIn, bytes]] = TTLCache()
 FINAL = frozenset({"DONE", "ERROR"})
 
 
@@ -129,6 +131,20 @@ def served_config(backend: Backend, url_base: str) -> dict:
         "url": f"{url_base}{backend.full_name}/",
         **QISKIT_CONSTANTS,
     }
+
+
+def served_config_json(backend: Backend, url_base: str) -> bytes:
+    """served_config as JSON, rendered once per config (a poll of it is a dict lookup)."""
+    key = (backend.entry.pk, backend.display, url_base)
+
+    def render() -> tuple[BackendConfigIn, bytes]:
+        return backend.config, orjson.dumps(served_config(backend, url_base))
+
+    config, body = _config_answers.get(key, render)
+    if config is not backend.config:  # the config was read again since: so is the answer
+        config, body = render()
+        _config_answers.put(key, (config, body))
+    return body
 
 
 def backend_status(backend: Backend, timeout_seconds: float) -> dict:

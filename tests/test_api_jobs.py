@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from backends.auth import issue_token
-from backends.models import Job, StorageProviderDb, Token
+from backends.models import Job, StorageProviderDb, Token, UserQuota
 from storage_providers import LocalProvider, Place, Ref
 from tests.conftest import FERMIONS_CONFIG, every_medium
 
@@ -656,6 +656,30 @@ def test_a_deactivated_provider_is_unknown_within_cache_seconds(api, clock, loca
     clock[0] += 0.2
 
     assert (cached, answer(api.status(job_id))) == (200, (404, error(UNKNOWN)))
+
+
+def test_a_quota_set_in_the_admin_applies_within_cache_seconds(api, clock, settings, user):
+    settings.QUOTA_QUEUED_JOBS = 0  # no limit, and none of the user's own yet
+    api.post_id()
+    UserQuota.objects.create(user=user, max_queued_jobs=1)
+    clock[0] += 1.9
+    cached = api.post().status_code
+    clock[0] += 0.2
+
+    assert (cached, api.post().status_code) == (200, 429)
+
+
+def test_an_edited_config_is_served_within_cache_seconds(client, storage, clock):
+    def description() -> str:
+        return client.get(f"{V2}/{BACKEND}/get_config").json()["description"]
+
+    before = description()
+    storage.write(Ref(Place.CONFIGS, "fermions"), {**FERMIONS_CONFIG, "description": "Edited."})
+    clock[0] += 1.9
+    cached = description()
+    clock[0] += 0.2
+
+    assert (before, cached, description()) == (FERMIONS_CONFIG["description"], before, "Edited.")
 
 
 @pytest.mark.parametrize("endpoint", JOB_ENDPOINTS)
