@@ -58,6 +58,13 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of `data` to `fd` (a write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class LocalProvider(StorageProvider):
     """Documents as `{id}.json` files below `base_path`."""
 
@@ -129,14 +136,15 @@ class LocalProvider(StorageProvider):
 
     def _write_atomic(self, path: Path, data: bytes, create: bool, durable: bool) -> None:
         tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         named = False
         try:
-            with os.fdopen(fd, "wb") as file:  # a buffered file writes all of `data`
-                file.write(data)
-                file.flush()
+            try:
+                _write_all(fd, data)
                 if durable:
-                    os.fsync(file.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             if create:
                 try:
                     os.link(tmp, path)  # fails, unlike rename, when the target exists
