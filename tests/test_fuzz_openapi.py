@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 # Also tells pytest-django that this module's generated items need the test database.
 pytestmark = pytest.mark.django_db
 
-EXAMPLES = 5  # per operation and mount: a few hundred requests in all, repeatable
+EXAMPLES = 15  # per operation and mount: 270 generated cases (540 requests), repeatable
 BACKEND = "alqor_fermions_simulator"
 
 
