@@ -30,6 +30,9 @@ CRASH_REASON = "The simulator failed on this job; the operator has the details i
 # Counting a queue lists it, which on a long queue of a slow medium costs more than a
 # small job: the count is taken again only after this many times its last count took.
 COUNT_FACTOR = 20
+# A queue this short is counted every time: listing it is cheap, and a finished queue
+# must read 0 at once (clients and sqooler-era dashboards poll pending_jobs).
+SHORT_QUEUE = 100
 
 
 @dataclass
@@ -115,9 +118,10 @@ class Spooler:
         served.stamped_at = now
 
     def _pending(self, display: str, now: float) -> int:
-        """The queue's length for the config, counted at most every COUNT_FACTOR counts' time."""
+        """The queue's length for the config; a long one counted at most every COUNT_FACTOR
+        counts' time."""
         served = self._served[display]
-        if now >= served.count_due:
+        if now >= served.count_due or served.pending < SHORT_QUEUE:
             served.pending = len(self.provider.list_ids(Place.QUEUED, display))
             served.count_due = now + COUNT_FACTOR * (time.monotonic() - now)
         return served.pending
