@@ -73,7 +73,12 @@ def check(caller: Caller) -> Limits:
 
 
 def enforce_locked(caller: Caller, limits: Limits) -> None:
-    """Inside the transaction that records a job: lock the caller, then count again."""
+    """Inside the transaction that records a job: lock the caller, then count again.
+
+    With no limit to count there is nothing to lock either.
+    """
+    if not limits.any:
+        return
     locked = get_user_model().objects.select_for_update().filter(pk=caller.user_id)
     list(locked.values_list("pk", flat=True))  # SELECT ... FOR UPDATE (SQLite: BEGIN IMMEDIATE)
     _check_rate(caller, limits)

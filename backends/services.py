@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,14 +104,13 @@ def _ledger_row(
     """A ledger row under a fresh job id, or None when that id is recorded already.
 
     The quotas are counted again in the same transaction, so that concurrent posts
-    cannot both take the last place; with no quota, the row is one autocommit insert.
+    cannot both take the last place.
     """
     job_id = backend.provider.new_job_id(backend.display, caller.username)
     shots = sum(experiment["shots"] for experiment in job.values())
     try:
-        with transaction.atomic() if limits.any else nullcontext():
-            if limits.any:
-                quotas.enforce_locked(caller, limits)
+        with transaction.atomic():
+            quotas.enforce_locked(caller, limits)
             return Job.objects.create(
                 job_id=job_id,
                 storage_provider_id=backend.entry.pk,
