@@ -39,7 +39,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness import ROOT, BenchError, raise_on_sigterm, say
+from harness import ROOT, BenchError, guarded, raise_on_sigterm, say
 from sim_reference import Odds, measure
 
 from spooler.simulators import BACKENDS
@@ -153,14 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     options = parser.parse_args(argv)
     raise_on_sigterm()  # so that subprocess.run ends their side too
-    try:
-        theirs = reference(CASES, options.budget)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; their side was stopped", file=sys.stderr)
-        return 130
+    return guarded(lambda: run(options))
+
+
+def run(options: argparse.Namespace) -> int:
+    theirs = reference(CASES, options.budget)
     rows = []
     for case, answer in zip(CASES, theirs, strict=True):
         say(f"ours: {case.name}")
