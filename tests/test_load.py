@@ -4,7 +4,7 @@ A live gunicorn (3 sync workers, DEBUG off, SQLite) and two `python -m spooler`
 processes share a provider; 16 client threads post 2,000 jobs. In the middle a
 gunicorn worker and a spooler are SIGKILLed (the killed spooler is replaced; its job's
 lease runs out and the job goes back to the queue), and on MongoDB the database server
-is stopped for four seconds. Afterwards every post that was answered 200 has exactly one
+is stopped for ten seconds. Afterwards every post that was answered 200 has exactly one
 status (DONE), one result, one finished job and one ledger row, ran to DONE exactly
 once, and no document anywhere is half-written. Every other answer is the contract's
 JSON. Marked `load`: tests/run_all.sh runs these once, in the SQLite pass.
@@ -49,8 +49,14 @@ JOB = json.dumps(
     }
 )
 POSTED_BY = 240  # seconds all posts may take
+# Longer than a post can stay blocked on a socket the stopped server left open
+# (MONGODB_SOCKET_TIMEOUT 5 s, then one retry's server selection of 1 s), so that posts
+# begun after the stop meet a server that is still down: the 503s the test must see.
+OUTAGE_SECONDS = 10
+FEW_LEFT = 50  # open jobs, below which the MongoDB test looks up where each one is
 # Seconds after the last post until every job is DONE: the Mongo-wire test server runs
-# in Python, and two spoolers finish about 7 jobs a second on it here (locally, 100).
+# in Python (in this process); here the whole MongoDB test, posts included, took about
+# two and a half minutes (locally, two spoolers finish about 100 jobs a second).
 DONE_BY = {"local": 120, "mongodb": 480}
 
 
@@ -81,12 +87,25 @@ class Lab:
 
     def start_spooler(self) -> SpoolerProcess:
         command = [sys.executable, "-m", "spooler", "--name", "alqor", "--type", self.medium]
-        command += ["--login", json.dumps(self.login), "--backends", "fermions"]
+        command += ["--login", json.dumps(self.spooler_login()), "--backends", "fermions"]
         command += ["--lease-seconds", str(LEASE_SECONDS)]
         spooler = SpoolerProcess(command, self.home / f"spooler-{len(self.spoolers)}.log")
         self.spoolers.append(spooler)
         spooler.wait_serving(timeout=30)
         return spooler
+
+    def spooler_login(self) -> dict:
+        """The spoolers' login: on MongoDB, without retryable writes.
+
+        The Mongo-wire server under test scans (and past 10,000, sorts) every retryable
+        write it remembers on each new one; a spooler's nine writes a job over 2,000
+        jobs would slow it to a crawl. The service keeps the driver's default; a
+        spooler's write that fails is retried by its own loop and the lease.
+        """
+        if self.medium != "mongodb":
+            return self.login
+        url = self.login["mongodb_database_url"]
+        return {**self.login, "mongodb_database_url": f"{url}?retryWrites=false"}
 
     def workers(self) -> list[int]:
         assert self.proc is not None
@@ -409,9 +428,9 @@ def test_2000_posts_through_a_mongodb_outage_and_kills_lose_nothing(mongo_lab, m
     lab = mongo_lab
     workers, spoolers = [], []
 
-    def stop_mongodb_for_four_seconds() -> None:
+    def stop_mongodb_for_a_while() -> None:
         mongo.stop()
-        time.sleep(4)
+        time.sleep(OUTAGE_SECONDS)
         mongo.start()
 
     outcome = _post_all(
@@ -419,7 +438,7 @@ def test_2000_posts_through_a_mongodb_outage_and_kills_lose_nothing(mongo_lab, m
         [
             (0.2, _kill_a_worker(lab, workers)),
             (0.4, _kill_a_spooler(lab, spoolers)),
-            (0.6, stop_mongodb_for_four_seconds),
+            (0.6, stop_mongodb_for_a_while),
         ],
     )
 
@@ -458,10 +477,18 @@ def test_2000_posts_through_a_mongodb_outage_and_kills_lose_nothing(mongo_lab, m
 
 
 def _open_mongo_jobs(client) -> dict[str, tuple[str, bool]]:  # type: ignore[no-untyped-def]
+    # The server under test shares this process: looking up where each of a thousand
+    # open jobs is, twice a second, would starve the spoolers. Only a handful of jobs
+    # can be in KNOWN_GAP, so places are looked up once few jobs are left.
+    open_jobs = {
+        doc["_id"]: str(doc["status"])
+        for doc in client["status"]["fermions"].find({"status": {"$ne": "DONE"}}, {"status": 1})
+    }
+    if len(open_jobs) > FEW_LEFT:
+        return {str(job_id): (word, False) for job_id, word in open_jobs.items()}
     found = {}
-    for doc in client["status"]["fermions"].find({"status": {"$ne": "DONE"}}):
-        job_id = doc["_id"]
+    for job_id, word in open_jobs.items():
         finished = client["jobs"]["finished.fermions"].count_documents({"_id": job_id}) == 1
         result = client["results"]["fermions"].count_documents({"_id": job_id}) == 1
-        found[str(job_id)] = (str(doc["status"]), finished and result)
+        found[str(job_id)] = (word, finished and result)
     return found
