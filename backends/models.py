@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import connections, models, router
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from storage_providers.registry import KINDS, LoginError, check_login, masked_login
@@ -117,6 +120,50 @@ class JobStatus(models.TextChoices):
 OPEN_STATUSES = (JobStatus.INITIALIZING, JobStatus.QUEUED, JobStatus.RUNNING)
 
 
+class JobManager(models.Manager["Job"]):
+    """`Job.objects`, with the INSERT of post_job's ledger row compiled once."""
+
+    def record(self, **values: Any) -> Job:
+        """`create(**values)` for the ledger row of a post, at a fraction of its CPU.
+
+        `create` compiles its INSERT anew every time, and that was a fifth of a post's
+        CPU (py-spy, fsync off). Here the statement is compiled by Django once per
+        database; each value is prepared by its own field, as `create` would. An id
+        already recorded raises IntegrityError, as `create` does. No model signals are
+        sent (nothing listens for the ledger's).
+        """
+        job = self.model(**values)
+        alias = router.db_for_write(self.model)
+        connection = connections[alias]
+        statement, fields, returns_pk = _job_insert(alias)
+        pk_column = Job._meta.pk.column if Job._meta.pk else "id"
+        params = [f.get_db_prep_save(f.pre_save(job, True), connection) for f in fields]
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            if returns_pk:
+                job.pk = cursor.fetchone()[0]
+            else:
+                job.pk = connection.ops.last_insert_id(cursor, Job._meta.db_table, pk_column)
+        job._state.adding, job._state.db = False, alias
+        return job
+
+
+@cache
+def _job_insert(alias: str) -> tuple[str, list[models.Field], bool]:
+    """The INSERT of one Job on database `alias`, its fields in order, and whether it
+    returns the new id itself (RETURNING) or the driver is asked for it after."""
+    connection = connections[alias]
+    meta = Job._meta
+    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+    query = InsertQuery(Job)
+    query.insert_values(fields, [Job()])
+    compiler = query.get_compiler(connection=connection)
+    returns_pk = connection.features.can_return_columns_from_insert
+    compiler.returning_fields = [meta.pk] if returns_pk else None
+    [(statement, _params)] = compiler.as_sql()
+    return statement, fields, returns_pk
+
+
 class Job(models.Model):
     """The ledger of submitted jobs: who may see which job (SPEC §4, improvements).
 
@@ -142,6 +189,8 @@ class Job(models.Model):
     )
     experiments = models.PositiveIntegerField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobManager()
 
     class Meta:
         constraints = [

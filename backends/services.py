@@ -108,19 +108,22 @@ def _ledger_row(
     """
     job_id = backend.provider.new_job_id(backend.display, caller.username)
     shots = sum(experiment["shots"] for experiment in job.values())
+    values = {
+        "job_id": job_id,
+        "storage_provider_id": backend.entry.pk,
+        "display_name": backend.display,
+        "owner_id": caller.user_id,
+        "backend_name": backend.full_name,
+        "status": JobStatus.QUEUED,
+        "shots": min(max(shots, INT64.start), INT64.stop - 1),
+        "experiments": len(job),
+    }
     try:
+        if not limits.any:  # nothing to count: the INSERT alone is one durable transaction
+            return Job.objects.record(**values)
         with transaction.atomic():
             quotas.enforce_locked(caller, limits)
-            return Job.objects.create(
-                job_id=job_id,
-                storage_provider_id=backend.entry.pk,
-                display_name=backend.display,
-                owner_id=caller.user_id,
-                backend_name=backend.full_name,
-                status=JobStatus.QUEUED,
-                shots=min(max(shots, INT64.start), INT64.stop - 1),
-                experiments=len(job),
-            )
+            return Job.objects.record(**values)
     except IntegrityError:
         return None
 

@@ -261,6 +261,65 @@ def test_a_job_id_is_unique_per_provider(user, local_provider):
         )
 
 
+def test_record_stores_the_row_create_would(user, local_provider):
+    """post_job's INSERT, compiled once: every field and the new id as `create` has them."""
+    values = {
+        "storage_provider_id": local_provider.pk,
+        "display_name": "fermions",
+        "owner_id": user.pk,
+        "backend_name": "alqor_fermions_simulator",
+        "status": "QUEUED",
+        "shots": 2**63 - 1,
+        "experiments": 3,
+    }
+    before = timezone.now()
+    row = Job.objects.record(job_id="b" * 24, **values)
+    twin = Job.objects.create(job_id="c" * 24, **values)
+
+    stored, created = (Job.objects.values().get(pk=r.pk) for r in (row, twin))
+    assert before <= stored["submitted_at"] <= created["submitted_at"]
+    same = {"id": row.pk, "job_id": "b" * 24, "submitted_at": stored["submitted_at"]}
+    assert stored == {**created, **same}
+    assert (stored["started_at"], stored["cancel_requested_at"]) == (None, None)
+    assert twin.pk == row.pk + 1
+    row.delete()  # a saved instance, as create returns
+    assert not Job.objects.filter(job_id="b" * 24).exists()
+
+
+def test_record_refuses_an_id_the_provider_has_recorded(user, local_provider):
+    values = {"storage_provider_id": local_provider.pk, "display_name": "x", "owner_id": user.pk}
+    Job.objects.record(job_id="a" * 24, **values)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Job.objects.record(job_id="a" * 24, **values)
+    assert Job.objects.count() == 1
+
+
+def test_a_post_whose_fresh_id_is_recorded_already_draws_another(
+    client, storage, token, user, local_provider, monkeypatch
+):
+    taken = "0123456789abcdef01234567"
+    Job.objects.create(
+        job_id=taken, storage_provider=local_provider, display_name="fermions", owner=user
+    )
+    draws = iter([taken])
+    drawn = type(storage).new_job_id
+    monkeypatch.setattr(
+        type(storage), "new_job_id", lambda self, *a: next(draws, None) or drawn(self, *a)
+    )
+    job = json.dumps({"experiment_0": {"instructions": [], "num_wires": 1, "shots": 1}})
+
+    answer = client.post(
+        "/api/v2/alqor_fermions_simulator/post_job",
+        {"job": job, "token": token},
+        content_type="application/json",
+    )
+
+    assert answer.status_code == 200
+    assert answer.json()["job_id"] not in (taken, "None")
+    assert Job.objects.filter(job_id=answer.json()["job_id"]).count() == 1
+
+
 def test_a_ledger_row_reads_as_its_job(user, local_provider):
     row = Job.objects.create(
         job_id="a" * 24, storage_provider=local_provider, display_name="fermions", owner=user
