@@ -26,7 +26,7 @@ from storage_providers import (
 from storage_providers.names import check_name
 from storage_providers.schemas import INT64, BackendConfigIn, Document, JobShapeError, check_job
 
-from . import idempotency, ledger, quotas
+from . import commits, idempotency, ledger, quotas
 from .auth import Caller
 from .errors import Conflict, JobNotFound, JobRefused, StorageUnavailable
 from .models import Job, JobStatus, StorageProviderDb
@@ -119,11 +119,12 @@ def _ledger_row(
         "experiments": len(job),
     }
     try:
-        if not limits.any:  # nothing to count: the INSERT alone is one durable transaction
-            return Job.objects.record(**values)
-        with transaction.atomic():
-            quotas.enforce_locked(caller, limits)
-            return Job.objects.record(**values)
+        with commits.durable_commits():
+            if not limits.any:  # nothing to count: the INSERT alone is one transaction
+                return Job.objects.record(**values)
+            with transaction.atomic():
+                quotas.enforce_locked(caller, limits)
+                return Job.objects.record(**values)
     except IntegrityError:
         return None
 

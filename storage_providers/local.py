@@ -4,7 +4,8 @@ Writes go to a temporary file in the target folder (its name does not end in
 `.json`, because spoolers list `*.json`), are fsynced, then renamed into place,
 so a reader never sees half a document. The folder is fsynced after the rename
 too (and every folder made on the way), so that an answered post survives a power
-cut. A claim is a rename, which exactly one of several competing spoolers wins.
+cut; threads renaming into one folder at once share that fsync (`GroupSync`). A
+claim is a rename, which exactly one of several competing spoolers wins.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import orjson
 
 from .base import PER_BACKEND, Place, Ref, StorageProvider
 from .errors import AccessDenied, AlreadyExists, Corrupt, NotFound, StorageError, Unavailable
+from .groupsync import GroupSync
 from .schemas import Document
 
 # Pauses between attempts to parse a document another process is rewriting.
@@ -56,6 +58,10 @@ def _sync_folder(folder: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# The folders' fsyncs after renames, shared by the threads of a process renaming at once.
+_FOLDER_SYNC = GroupSync(_sync_folder)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -171,7 +177,7 @@ class LocalProvider(StorageProvider):
             if not named:
                 _unlink(tmp)  # the second name after link, or litter
         if durable:
-            _sync_folder(folder)  # the new name itself, not only the data
+            _FOLDER_SYNC.sync(folder)  # the new name itself, not only the data
 
     def _move(self, src: Ref, dst: Ref) -> None:
         source, target = self._path(src), self._path(dst)
@@ -189,9 +195,9 @@ class LocalProvider(StorageProvider):
             raise _storage_error(exc, "move") from None
         if dst.place not in REBUILDABLE:
             try:
-                _sync_folder(target_folder)
+                _FOLDER_SYNC.sync(target_folder)
                 if source_folder != target_folder:
-                    _sync_folder(source_folder)  # or the job could come back in its queue
+                    _FOLDER_SYNC.sync(source_folder)  # or the job could come back in its queue
             except OSError as exc:
                 raise _storage_error(exc, "move") from None
 

@@ -1,10 +1,13 @@
 """An answered post_job survives a power cut (issue 13): what it depends on is synced first.
 
-The proof records the system calls of a live gunicorn worker with `strace -f` while it
-answers two posts, and checks, for each, that before the response's first byte went
-to the socket: the status and queue files' data were fsynced before their names were
-linked in, the folders holding those names (and every folder made for them) were
-fsynced after, and the ledger's SQLite write-ahead log was synced after its last write.
+The proof records the system calls of a live gunicorn with `strace -f` while it
+answers posts, one and then eight at once, on a sync worker and on gthread workers
+(whose concurrent posts share the folders' and the ledger's fsyncs), and checks, for
+each, that before the response's first byte went to the socket: the status and queue
+files' data were fsynced before their names were linked in, the folders holding those
+names (and every folder made for them) were fsynced after, and the ledger's SQLite
+write-ahead log was synced after its last write. A flush counts only if it began after
+the write it covers had returned, in whichever thread ran it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +38,9 @@ SYSCALLS = (
 )
 # `1234  fsync(7</path/x>) = 0`, `1234  linkat(AT_FDCWD, "/a", AT_FDCWD, "/b", 0) = 0`
 CALL = re.compile(r"^(\d+)\s+(\w+)\((.*)")
-FD_PATH = re.compile(r"^\d+<([^>]*)>")
+RESUMED = re.compile(r"^(\d+)\s+<\.\.\. (\w+) resumed>(.*)")
+UNFINISHED = " <unfinished ...>"
+FD_PATH = re.compile(r"^\d+<(TCP:\[[^\]]*\]|[^>]*)>")  # a socket's is TCP:[a->b]
 QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
@@ -80,9 +86,11 @@ def test_mongodb_writes_ask_for_the_journal(mongo):
 
 @dataclass
 class Call:
-    pid: str
+    pid: str  # the thread's
     name: str
     args: str
+    start: int  # the line of the trace where it began
+    end: int  # and where it returned
 
     def fd_path(self) -> str:
         found = FD_PATH.match(self.args)
@@ -92,8 +100,17 @@ class Call:
         return QUOTED.findall(self.args)
 
 
+@pytest.fixture(
+    params=[["-w", "1"], ["-w", "2", "--worker-class", "gthread", "--threads", "4"]],
+    ids=["sync", "gthread"],
+)
+def workers(request: pytest.FixtureRequest) -> list[str]:
+    """One sync worker, and gthread workers whose concurrent posts share fsyncs."""
+    return list(request.param)
+
+
 @pytest.fixture
-def traced_server(tmp_path: Path) -> Iterator[tuple[int, str, Path]]:
+def traced_server(tmp_path: Path, workers: list[str]) -> Iterator[tuple[int, str, Path]]:
     if shutil.which("strace") is None:
         pytest.fail("strace is needed (apt-get install strace)")
     env = bare_env(tmp_path)
@@ -110,7 +127,7 @@ def traced_server(tmp_path: Path) -> Iterator[tuple[int, str, Path]]:
     command += [GUNICORN, "qlued.wsgi", "-c", "qlued/gunicorn_conf.py", "-b", "127.0.0.1:0"]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*command, "-w", "1", "--timeout", "120"],
+            [*command, *workers, "--timeout", "120"],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -145,83 +162,102 @@ def _post(port: int, token: str) -> str:
 
 
 def _calls(trace: Path) -> list[Call]:
-    calls = []
-    for line in trace.read_text(errors="replace").splitlines():
-        found = CALL.match(line)
-        if found and not line.startswith("<...", len(found.group(1)) + 1):
-            calls.append(Call(*found.groups()))
+    """Every call in the order they returned; one that another thread's call interrupted
+    (`<unfinished ...>`, then `<... name resumed>`) joined into one."""
+    calls: list[Call] = []
+    unfinished: dict[str, Call] = {}
+    for n, line in enumerate(trace.read_text(errors="replace").splitlines()):
+        if resumed := RESUMED.match(line):
+            pid, name, rest = resumed.groups()
+            began = unfinished.pop(pid, None)
+            if began is not None and began.name == name:
+                began.args, began.end = began.args + rest, n
+                calls.append(began)
+        elif found := CALL.match(line):
+            pid, name, args = found.groups()
+            if args.endswith(UNFINISHED):
+                unfinished[pid] = Call(pid, name, args.removesuffix(UNFINISHED), n, n)
+            else:
+                calls.append(Call(pid, name, args, n, n))
     return calls
 
 
-def _window(calls: list[Call], job_id: str) -> list[Call]:
-    """The calls of the worker from reading the request that made `job_id` to its answer."""
-    answers = [
-        i
-        for i, c in enumerate(calls)
-        if c.name in ("sendto", "write", "writev", "sendmsg")
-        and "TCP:" in c.args
-        and "HTTP/1.1 200" in c.args
-    ]
-    for end in answers:
-        start = max(
-            i
-            for i, c in enumerate(calls[:end])
-            if c.name in ("read", "recvfrom") and "TCP:" in c.args and "POST /api/" in c.args
-        )
-        window = calls[start:end]
-        if any(job_id in c.args for c in window):
-            return window
-    raise AssertionError(f"no answered request wrote {job_id}")
+def _window(calls: list[Call], job_id: str) -> tuple[list[Call], str]:
+    """The calls of every thread that began after the request making `job_id` was read
+    and returned before its answer was sent (a flush another thread ran for it is among
+    them), and the thread that answered it."""
+    sent = ("sendto", "write", "writev", "sendmsg")
+    quoted = f'"job_id\\":\\"{job_id}\\"'  # as strace prints the answer's body
+    body = next(c for c in calls if c.name in sent and "TCP:" in c.args and quoted in c.args)
+    socket = body.fd_path()  # the connection: its request was read from it
+    on_socket = [c for c in calls if c.fd_path() == socket and c.end <= body.end]
+    answer = max((c for c in on_socket if c.name in sent and "HTTP/1.1 200" in c.args),
+                 key=lambda c: c.end)  # fmt: skip
+    request = max(
+        (c for c in on_socket if c.name in ("read", "recvfrom") and "POST /api/" in c.args),
+        key=lambda c: c.end,
+    )
+    window = [c for c in calls if request.end < c.start and c.end < answer.start]
+    return window, answer.pid
 
 
-def _synced(window: list[Call], path: str, after: int) -> bool:
+def _synced(window: list[Call], path: str, after: Call) -> bool:
+    """Whether a flush of `path` began after `after` had returned."""
     return any(
-        c.name in ("fsync", "fdatasync") and c.fd_path() == path for c in window[after + 1 :]
+        c.name in ("fsync", "fdatasync") and c.fd_path() == path and c.start > after.end
+        for c in window
     )
 
 
 def _check_file(window: list[Call], target: str) -> None:
     """`target` was linked or renamed in from a temporary file synced before, then its folder."""
     named = [
-        i
-        for i, c in enumerate(window)
+        c
+        for c in window
         if c.name in ("link", "linkat", "rename", "renameat", "renameat2")
         and c.strings()
         and c.strings()[-1] == target
     ]
     assert named, f"{target} was not written in this request"
-    index = named[-1]
-    tmp = window[index].strings()[0]
-    assert any(c.name in ("fsync", "fdatasync") and c.fd_path() == tmp for c in window[:index]), (
-        f"the data of {target} was not synced before its name"
-    )
-    assert _synced(window, str(Path(target).parent), index), f"the folder of {target} not synced"
+    link = named[-1]
+    tmp = link.strings()[0]
+    assert any(
+        c.name in ("fsync", "fdatasync") and c.fd_path() == tmp and c.end < link.start
+        for c in window
+    ), f"the data of {target} was not synced before its name"
+    assert _synced(window, str(Path(target).parent), link), f"the folder of {target} not synced"
 
 
 def _check_folders_made(window: list[Call], base: str) -> None:
-    for i, call in enumerate(window):
+    for call in window:
         if call.name in ("mkdir", "mkdirat") and call.args.find(base) >= 0 and "= 0" in call.args:
             made = next(s for s in call.strings() if s.startswith(base))
-            assert _synced(window, str(Path(made).parent), i), f"{made} not recorded durably"
+            assert _synced(window, str(Path(made).parent), call), f"{made} not recorded durably"
 
 
-def _check_ledger(window: list[Call]) -> None:
-    wal = [i for i, c in enumerate(window) if c.name == "pwrite64" and c.fd_path().endswith("-wal")]
+def _check_ledger(window: list[Call], thread: str) -> None:
+    wal = [
+        c
+        for c in window
+        if c.name == "pwrite64" and c.fd_path().endswith("-wal") and c.pid == thread
+    ]
     assert wal, "the ledger row was not written in this request"
-    last = wal[-1]
-    assert _synced(window, window[last].fd_path(), last), "the ledger's log was not synced"
+    last = max(wal, key=lambda c: c.end)
+    assert _synced(window, last.fd_path(), last), "the ledger's log was not synced"
 
 
 def test_an_answered_post_was_made_durable_before_its_answer(traced_server, tmp_path):
     port, token, trace = traced_server
-    first, second = _post(port, token), _post(port, token)  # the first one makes the folders
+    first = _post(port, token)  # it makes the folders
+    with ThreadPoolExecutor(8) as pool:  # at once: on gthread workers they share fsyncs
+        together = list(pool.map(lambda _: _post(port, token), range(8)))
     time.sleep(0.5)  # strace writes its log as the calls return
     calls = _calls(trace)
     base = str(tmp_path / "storage")
 
-    for job_id in (first, second):
-        window = _window(calls, job_id)
+    for job_id in (first, *together):
+        window, thread = _window(calls, job_id)
         _check_file(window, f"{base}/status/fermions/{job_id}.json")
         _check_file(window, f"{base}/jobs/queued/fermions/{job_id}.json")
         _check_folders_made(window, base)
-        _check_ledger(window)
+        _check_ledger(window, thread)
