@@ -284,6 +284,8 @@ class PostLimits:
     disk_cpu_ms: float  # their CPU per post, the fsyncs' included
     nosync_cpu_ms: float  # worker CPU per post, every fsync a no-op (LD_PRELOAD)
     nosync_rps: float
+    grouped_rps: float = 0.0  # post_job on gthread workers sharing fsyncs (group commit)
+    grouped_lost: int = 0  # answered posts of that run missing from storage or ledger
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -466,6 +468,7 @@ def post_limits(
             load = Load(scratch, site, floor, options, ["post_job"], tag="-vs-disk")
             load.start(floor_url)
             durable = named(load.finish()[0], "post_job")
+            grouped, lost = grouped_posts(scratch, site, floor, floor_url, options)
     shim = scratch.dir / "nosync.so"
     if not shim.exists():
         built = subprocess.run(
@@ -495,7 +498,36 @@ def post_limits(
         mean(limit.cpu_ms for limit in limits),
         cpu,
         post.get("rps", 0.0),
+        grouped,
+        lost,
     )
+
+
+def grouped_posts(
+    scratch: Scratch, site: Site, floor: Server, floor_url: str, options: argparse.Namespace
+) -> tuple[float, int]:
+    """post_job on gthread workers, whose concurrent posts share the folders' and the
+    ledger's fsyncs (group commit): its req/s and how many answered posts went missing."""
+    threads = options.worker_threads
+    say(f"{site.storage}: post_job on {WORKERS} gthread workers of {threads} threads")
+    server = scratch.serve(
+        f"api-{site.storage}-gthread", "qlued.settings", WORKERS,
+        env={**site.env, "GUNICORN_CMD_ARGS": f"--worker-class gthread --threads {threads}"},
+    )  # fmt: skip
+    try:
+        scratch.wait_http(f"{server.base}/api/v2/backends", server.proc)
+        load = Load(
+            scratch, replace(site, api=server), floor, options, ["post_job"], tag="-gthread"
+        )
+        load.start(floor_url)
+        results, _ = load.finish()
+    finally:
+        scratch.stop(server.proc)
+    jobs = job_check(site, results, load.ids_file)
+    lost = jobs["without status"] + jobs["without queue entry"] + jobs["without ledger row"]
+    if jobs["job ids"] != jobs["answered 2xx"]:
+        lost += abs(jobs["answered 2xx"] - jobs["job ids"])
+    return named(results, "post_job").get("rps", 0.0), lost
 
 
 class Load:
@@ -782,6 +814,18 @@ def print_post_limits(
         f"{'post_job vs disk':<19}{limit.post_rps:>8.1f}{'':>32}{ratio:>8.2f}"
         f"{f'>= {LIMIT_TARGET:.2f}':>8}  {verdict}"
     )
+    if limit.grouped_rps:
+        grouped = limit.grouped_rps / limit.disk_posts_per_s if limit.disk_posts_per_s else 0.0
+        kept = (
+            "every answered post stored"
+            if not limit.grouped_lost
+            else (f"{limit.grouped_lost} answered posts MISSING")
+        )
+        if limit.grouped_lost:
+            missed.append("post_job on gthread: answered posts missing")
+        print(
+            f"{'post_job, gthread':<19}{limit.grouped_rps:>8.1f}{'':>32}{grouped:>8.2f}  ({kept})"
+        )
     read_cpu = next(
         (c for c, r in zip(cpu, results, strict=False) if r["name"] == "get_job_status"), 0.0
     )
@@ -797,7 +841,9 @@ def print_post_limits(
         f"  (disk limit: posts/s of {WORKERS} processes that only store posts as post_job\n"
         "  does, in its folders and database, same fsyncs (bench/disk_limit.py): the mean\n"
         "  of a run just before and one just after post_job vs disk, post_job's own load;\n"
-        "  its x floor column is req/s over that limit. post_job, no fsync: the same load\n"
+        "  its x floor column is req/s over that limit. post_job, gthread: the same load on\n"
+        f"  gthread workers ({WORKERS} x threads), whose posts at once share the folders' and\n"
+        "  the ledger's fsyncs (group commit). post_job, no fsync: the same load\n"
         "  with fsync a no-op (LD_PRELOAD bench/nosync.c); cpu ms per post, against "
         f"{read_cpu:.2f}\n  for get_job_status)"
     )
