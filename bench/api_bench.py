@@ -285,7 +285,7 @@ class PostLimits:
     nosync_cpu_ms: float  # worker CPU per post, every fsync a no-op (LD_PRELOAD)
     nosync_rps: float
     grouped_rps: float = 0.0  # post_job on gthread workers sharing fsyncs (group commit)
-    grouped_lost: int = 0  # answered posts of that run missing from storage or ledger
+    grouped_stored: bool = True  # every post that run answered is in storage and ledger
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -468,7 +468,7 @@ def post_limits(
             load = Load(scratch, site, floor, options, ["post_job"], tag="-vs-disk")
             load.start(floor_url)
             durable = named(load.finish()[0], "post_job")
-            grouped, lost = grouped_posts(scratch, site, floor, floor_url, options)
+            grouped, stored = grouped_posts(scratch, site, floor, floor_url, options)
     shim = scratch.dir / "nosync.so"
     if not shim.exists():
         built = subprocess.run(
@@ -499,15 +499,15 @@ def post_limits(
         cpu,
         post.get("rps", 0.0),
         grouped,
-        lost,
+        stored,
     )
 
 
 def grouped_posts(
     scratch: Scratch, site: Site, floor: Server, floor_url: str, options: argparse.Namespace
-) -> tuple[float, int]:
+) -> tuple[float, bool]:
     """post_job on gthread workers, whose concurrent posts share the folders' and the
-    ledger's fsyncs (group commit): its req/s and how many answered posts went missing."""
+    ledger's fsyncs (group commit): its req/s, and whether every answered post is stored."""
     threads = options.worker_threads
     say(f"{site.storage}: post_job on {WORKERS} gthread workers of {threads} threads")
     server = scratch.serve(
@@ -523,11 +523,8 @@ def grouped_posts(
         results, _ = load.finish()
     finally:
         scratch.stop(server.proc)
-    jobs = job_check(site, results, load.ids_file)
-    lost = jobs["without status"] + jobs["without queue entry"] + jobs["without ledger row"]
-    if jobs["job ids"] != jobs["answered 2xx"]:
-        lost += abs(jobs["answered 2xx"] - jobs["job ids"])
-    return named(results, "post_job").get("rps", 0.0), lost
+    stored = jobs_verified(job_check(site, results, load.ids_file))
+    return named(results, "post_job").get("rps", 0.0), stored
 
 
 class Load:
@@ -816,12 +813,8 @@ def print_post_limits(
     )
     if limit.grouped_rps:
         grouped = limit.grouped_rps / limit.disk_posts_per_s if limit.disk_posts_per_s else 0.0
-        kept = (
-            "every answered post stored"
-            if not limit.grouped_lost
-            else (f"{limit.grouped_lost} answered posts MISSING")
-        )
-        if limit.grouped_lost:
+        kept = "every answered post stored" if limit.grouped_stored else "answered posts MISSING"
+        if not limit.grouped_stored:
             missed.append("post_job on gthread: answered posts missing")
         print(
             f"{'post_job, gthread':<19}{limit.grouped_rps:>8.1f}{'':>32}{grouped:>8.2f}  ({kept})"
