@@ -136,14 +136,14 @@ class JobManager(models.Manager["Job"]):
         alias = router.db_for_write(self.model)
         connection = connections[alias]
         statement, fields, returns_pk = _job_insert(alias)
-        pk_column = Job._meta.pk.column if Job._meta.pk else "id"
         params = [f.get_db_prep_save(f.pre_save(job, True), connection) for f in fields]
         with connection.cursor() as cursor:
             cursor.execute(statement, params)
             if returns_pk:
                 job.pk = cursor.fetchone()[0]
             else:
-                job.pk = connection.ops.last_insert_id(cursor, Job._meta.db_table, pk_column)
+                meta = self.model._meta
+                job.pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
         job._state.adding, job._state.db = False, alias
         return job
 
