@@ -41,6 +41,10 @@ def _sync_file(path: str) -> None:
 _LOG_SYNC = GroupSync(_sync_file)
 
 
+class NotDurable(Exception):
+    """The block committed, but its log could not be synced: the commit may not last."""
+
+
 # The log of each database file, asked once (the journal mode of a file persists).
 _logs: dict[str, str | None] = {}
 
@@ -63,7 +67,11 @@ def _log_path() -> str | None:
 
 @contextmanager
 def durable_commits() -> Iterator[None]:
-    """What the block commits is on disk when it returns (not if it raises)."""
+    """What the block commits is on disk when it returns (not if it raises).
+
+    NotDurable when the log cannot be synced after the block: the caller undoes what
+    it committed, as after a failed write.
+    """
     log = _log_path()
     if log is None:
         yield
@@ -74,4 +82,7 @@ def durable_commits() -> Iterator[None]:
         yield
     finally:
         raw.execute("PRAGMA synchronous=FULL")
-    _LOG_SYNC.sync(log)
+    try:
+        _LOG_SYNC.sync(log)
+    except OSError as exc:
+        raise NotDurable(f"the ledger's log could not be synced: {exc.strerror}") from None

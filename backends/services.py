@@ -101,7 +101,8 @@ def _submit(caller: Caller, backend: Backend, job_text: str, limits: quotas.Limi
 def _ledger_row(
     caller: Caller, backend: Backend, job: Document, limits: quotas.Limits
 ) -> Job | None:
-    """A ledger row under a fresh job id, or None when that id is recorded already.
+    """A ledger row under a fresh job id, or None when that id is recorded already;
+    JobRefused (nothing recorded) when the row cannot be made durable.
 
     The quotas are counted again in the same transaction, so that concurrent posts
     cannot both take the last place.
@@ -127,6 +128,10 @@ def _ledger_row(
                 return Job.objects.record(**values)
     except IntegrityError:
         return None
+    except commits.NotDurable as exc:
+        log.error("job %s not recorded durably on %s: %s", job_id, backend.entry.name, exc)
+        Job.objects.filter(storage_provider_id=backend.entry.pk, job_id=job_id).delete()
+        raise JobRefused(WRITE_FAILED) from None
 
 
 def _withdraw(backend: Backend, record: Job, caller: Caller, exc: StorageError) -> None:

@@ -8,6 +8,7 @@ gthread gunicorn with strace.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -184,3 +185,29 @@ def test_inside_a_transaction_the_block_leaves_the_commit_to_its_end(
         Job.objects.record(**row_values(user, local_provider))
 
     assert log_flushes == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_post_whose_ledger_log_cannot_be_synced_is_refused_and_leaves_nothing(
+    sqlite_only, monkeypatch, client, storage, token, storage_path
+):
+    def broken(path: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(commits, "_LOG_SYNC", GroupSync(broken))
+    job = json.dumps({"experiment_0": {"instructions": [], "num_wires": 1, "shots": 1}})
+
+    answer = client.post(
+        "/api/v2/alqor_fermions_simulator/post_job",
+        {"job": job, "token": token},
+        content_type="application/json",
+    )
+
+    failed = "The job could not be written to storage. Try again later."
+    assert answer.status_code == 406
+    assert answer.json() == {
+        "job_id": "None", "status": "ERROR", "detail": failed, "error_message": failed
+    }  # fmt: skip
+    assert Job.objects.count() == 0
+    assert not list(storage_path.glob("jobs/queued/*/*.json"))
+    assert not list(storage_path.glob("status/*/*.json"))
