@@ -332,15 +332,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--worker-threads", type=int, default=4, help="threads per gthread worker (default 4)"
     )
+    add_retry_writes_option(parser)
     add_workdir_option(parser)
     options = parser.parse_args(argv)
     options.storages = list(STORAGES) if options.storage == "both" else [options.storage]
     return options
 
 
+def add_retry_writes_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--retry-writes",
+        action="store_true",
+        help="keep the MongoDB driver's retryable writes on (see set_up_mongodb: off by "
+        "default, since the test server's cost for them grows with every write it has seen)",
+    )
+
+
 def run(scratch: Scratch, options: argparse.Namespace, sites: list[Site]) -> None:
     scratch.env["GUNICORN_CMD_ARGS"] = worker_args(options)  # every server: floor and API
-    floor, floor_url = start_sites(scratch, options.storages, sites)
+    floor, floor_url = start_sites(
+        scratch, options.storages, sites, retry_writes=options.retry_writes
+    )
     passes = [drive(scratch, site, floor, floor_url, options) for site in sites]
     if options.json:
         raw = {p.site.storage: read_json(driver_output(scratch, p.site)) for p in passes}
@@ -364,14 +376,16 @@ def workers_label(options: argparse.Namespace) -> str:
     return f"{WORKERS} gthread workers of {options.worker_threads} threads"
 
 
-def start_sites(scratch: Scratch, storages: list[str], sites: list[Site]) -> tuple[Server, str]:
+def start_sites(
+    scratch: Scratch, storages: list[str], sites: list[Site], *, retry_writes: bool = False
+) -> tuple[Server, str]:
     """An install per storage, appended to `sites` as it is made, and the floor; all up.
 
     Returns the floor's server and its URL.
     """
     for storage in storages:
         say(f"setting up a scratch install on {storage} storage")
-        sites.append(set_up(scratch, storage))
+        sites.append(set_up(scratch, storage, retry_writes=retry_writes))
     floor = scratch.serve("floor", "bench.floor_settings", env=sites[0].env)  # a migrated db
     floor_url = f"{floor.base}/api/v2/floor"
     scratch.wait_http(floor_url, floor.proc)
@@ -380,25 +394,35 @@ def start_sites(scratch: Scratch, storages: list[str], sites: list[Site]) -> tup
     return floor, floor_url
 
 
-def set_up(scratch: Scratch, storage: str) -> Site:
+def set_up(scratch: Scratch, storage: str, *, retry_writes: bool = False) -> Site:
     """An install of its own (database, data folder, token) on `storage`, and its gunicorn."""
     if storage == "local":
         site = Site(LocalMedium(scratch.storage), scratch.dir / "db.sqlite3", {})
         site.token = scratch.install(OWNER)
     else:
-        site = set_up_mongodb(scratch)
+        site = set_up_mongodb(scratch, retry_writes=retry_writes)
     site.api = scratch.serve(f"api-{storage}", "qlued.settings", env=site.env)
     return site
 
 
-def set_up_mongodb(scratch: Scratch) -> Site:
-    """The Mongo server, a `mongodb` provider logging in to it, its configs and a token."""
+def set_up_mongodb(scratch: Scratch, *, retry_writes: bool = False) -> Site:
+    """The Mongo server, a `mongodb` provider logging in to it, its configs and a token.
+
+    Unless `retry_writes`, the login's URI turns retryable writes off, for the service,
+    the spoolers and the benchmark's own client alike. secantusdb remembers every
+    retryable write for 30 minutes and, on each new one, scans them all and, past
+    10,000, sorts them: a write then costs 15-24 ms instead of 1.3-1.6 ms, however
+    little is stored. That measures how many writes the test server has seen, not how
+    the service's cost grows; a real MongoDB keeps one record per session instead.
+    """
     server = scratch.start(
         "mongo", [PYTHON, "-m", "bench.mongo_server", str(scratch.dir / "mongo")]
     )
     scratch.wait_log(server, "ready ")
     line = next(t for t in scratch.tail(server, 20_000).splitlines() if t.startswith("ready "))
     login = json.loads(line.removeprefix("ready "))
+    if not retry_writes:
+        login["mongodb_database_url"] += "?retryWrites=false"
     db = scratch.dir / "db-mongodb.sqlite3"
     env = {"DATABASE_URL": f"sqlite:///{db}", "QLUED_DATA_DIR": str(scratch.dir / "data-mongodb")}
     site = Site(MongoMedium(server, login), db, env)

@@ -10,7 +10,8 @@ is loaded twice back to back, first with one finished job in its storage, then a
 finished folder) and QUEUED queued ones (initial status, job in the queue) of the
 benchmark's backend, with their ledger rows. The documents are written straight into
 the provider's layout (files without fsync, MongoDB `insert_many`), since 100,000
-posts over HTTP would take longer than the benchmark. Each run loads get_job_status
+posts over HTTP would take longer than the benchmark; then the fill is left to come
+to rest (`sync`, and the database server idle: see `settle`). Each run loads get_job_status
 and get_job_result of one finished job (on the full run, one from the middle of the
 fill), post_job, and the floor, which shows how much the machine drifted meanwhile.
 
@@ -51,6 +52,7 @@ from harness import (
     Scratch,
     Server,
     add_workdir_option,
+    cpu_seconds,
     guarded,
     raise_on_sigterm,
     say,
@@ -66,6 +68,7 @@ TARGET = 0.8  # full / empty
 BUSY_WARNING = api_bench.BUSY_WARNING
 READS = ("get_job_status", "get_job_result")
 BATCH = 5000  # documents per insert_many, rows per executemany
+SETTLE_SECONDS = 60.0  # at most, after a fill (settle)
 # The spooler's line for each job it has ended (spooler/worker.py, `_execute`).
 ENDED = re.compile(rf" job [0-9a-f]{{24}} {spooler_bench.DISPLAY} (\w+) ")
 
@@ -153,6 +156,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per spooler run")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per spooler run")
     parser.add_argument("--skip-spooler", action="store_true", help="the API part only")
+    api_bench.add_retry_writes_option(parser)
     add_workdir_option(parser)
     options = parser.parse_args(argv)
     both = options.storage == "both"
@@ -320,7 +324,27 @@ def fill_site(site: Site, fill: Fill) -> str:
     say(f"{site.storage}: writing {fill.finished} finished and {fill.queued} queued jobs")
     finished, queued = seed(seeder_for(site), fill, job_document())
     seed_ledger(site.db, site.medium.provider, finished, queued)
+    settle(site.medium.pids)
     return finished[len(finished) // 2]
+
+
+def settle(servers: list[int]) -> None:
+    """Let a fill written in bulk come to rest before the full run is measured.
+
+    A lab's storage fills over months; the bench's in a minute, unsynced. Without this
+    the full run would share the disk with the kernel's writeback of those files (or
+    with the database server still absorbing its batches) and measure the bulk load's
+    aftermath rather than the size of the storage. So: `sync`, then wait (at most
+    SETTLE_SECONDS) until the storage's server processes use under a tenth of a core.
+    """
+    started = time.perf_counter()
+    os.sync()
+    while servers and time.perf_counter() - started < SETTLE_SECONDS:
+        before = sum(cpu_seconds(pid) for pid in servers)
+        time.sleep(1.0)
+        if sum(cpu_seconds(pid) for pid in servers) - before < 0.1:
+            break
+    say(f"  settled in {time.perf_counter() - started:.1f} s")
 
 
 # ---- the API: the job endpoints on empty, then on full storage ----------------------
@@ -338,7 +362,9 @@ class Measured:
 def api_tables(
     scratch: Scratch, options: argparse.Namespace, sites: list[Site]
 ) -> list[tuple[str, list[Row]]]:
-    floor, floor_url = api_bench.start_sites(scratch, options.storages, sites)
+    floor, floor_url = api_bench.start_sites(
+        scratch, options.storages, sites, retry_writes=options.retry_writes
+    )
     tables = []
     for site in sites:
         runs = []
@@ -407,6 +433,7 @@ def spooler_table(scratch: Scratch, options: argparse.Namespace) -> tuple[str, l
     def seed_staging(staging: Path) -> None:
         say(f"spooler: writing {options.fill.finished} finished, {options.fill.queued} queued jobs")
         seed(LocalSeeder(staging, display), options.fill, job)
+        settle([])
 
     jobs, timeout = options.jobs, options.timeout
     empty = spooler_bench.throughput(scratch, 1, jobs, timeout, tag="-empty")
@@ -429,6 +456,7 @@ def mongo_spooler_table(
     say(f"spooler on mongodb: writing {options.fill.finished} finished jobs")
     seeder = MongoSeeder(site.medium.client, spooler_bench.DISPLAY)  # type: ignore[union-attr]
     seed(seeder, Fill(options.fill.finished, 0), spooler_job())
+    settle(site.medium.pids)
     full = mongo_throughput(scratch, site, options, Fill(0, options.fill.queued), "full")
     row = Row(f"{spooler_bench.DISPLAY} jobs/s", empty.rate, full.rate)
     row.others = max(empty.others, full.others)
@@ -456,6 +484,7 @@ def mongo_throughput(
     os.killpg(proc.pid, signal.SIGSTOP)
     try:
         seed(MongoSeeder(medium.client, display), Fill(0, jobs), spooler_job())  # type: ignore[union-attr]
+        settle(medium.pids)
     finally:
         os.killpg(proc.pid, signal.SIGCONT)
     others = spooler_bench.Others(scratch)
