@@ -422,7 +422,8 @@ def set_up_mongodb(scratch: Scratch, *, retry_writes: bool = False) -> Site:
     line = next(t for t in scratch.tail(server, 20_000).splitlines() if t.startswith("ready "))
     login = json.loads(line.removeprefix("ready "))
     if not retry_writes:
-        login["mongodb_database_url"] += "?retryWrites=false"
+        url = login["mongodb_database_url"]
+        login["mongodb_database_url"] = f"{url}{'&' if '?' in url else '?'}retryWrites=false"
     db = scratch.dir / "db-mongodb.sqlite3"
     env = {"DATABASE_URL": f"sqlite:///{db}", "QLUED_DATA_DIR": str(scratch.dir / "data-mongodb")}
     site = Site(MongoMedium(server, login), db, env)
