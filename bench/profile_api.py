@@ -1,14 +1,16 @@
 """Where one worker's time goes: v2 endpoints through Django's WSGI handler, under cProfile.
 
     .venv/bin/python bench/profile_api.py [--endpoint post_job] [--requests 2000]
-        [--top 25] [--sort tottime] [--nosync]
+        [--top 25] [--sort tottime] [--nosync] [--ledger-rows N]
 
 Sets up a scratch install as bench/api_bench.py does (SQLite, the local provider,
 DEBUG off), then, in a child process with that install's settings, calls the WSGI
 application the workers serve once per request, as gunicorn's sync worker would,
 with no socket in between. Prints the CPU time per request and the profile's top
 lines. `--nosync` replaces os.fsync by a no-op (the disk's wait is then left out,
-which is what the CPU cost of a post is measured without).
+which is what the CPU cost of a post is measured without). `--ledger-rows N` first
+writes N finished jobs' rows into the ledger (as bench/grow_bench.py's full run has),
+to show what a large ledger costs each request.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from grow_bench import seed_ledger  # noqa: E402
 from harness import PROVIDER, PYTHON, ROOT, Scratch, say  # noqa: E402
+
+from storage_providers.names import new_object_id  # noqa: E402
 
 BACKEND = f"{PROVIDER}_fermions_simulator"
 JOB = {"experiment_0": {"instructions": [["load", [0], []], ["measure", [0], []]],
@@ -46,6 +51,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"))
     parser.add_argument("--nosync", action="store_true")
+    parser.add_argument("--ledger-rows", type=int, default=0, metavar="N")
     parser.add_argument("--inner", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.inner:
@@ -53,6 +59,10 @@ def main() -> int:
     with Scratch("profile-") as scratch:
         token = scratch.install()
         say(f"scratch install in {scratch.dir}")
+        if options.ledger_rows:
+            rows = [new_object_id() for _ in range(options.ledger_rows)]
+            seed_ledger(scratch.dir / "db.sqlite3", PROVIDER, rows, [])
+            say(f"{options.ledger_rows} finished jobs' rows written into the ledger")
         inner = json.dumps({"token": token})
         args = list(sys.argv[1:])
         done = subprocess.run(
