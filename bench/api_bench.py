@@ -302,11 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         with Scratch("qlued_api_bench_", options.workdir) as scratch:
             try:
-                run(scratch, options, sites)
+                return run(scratch, options, sites)
             finally:
                 for site in sites:
                     site.medium.close()
-        return 0
 
     return guarded(body)
 
@@ -348,7 +347,8 @@ def add_retry_writes_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(scratch: Scratch, options: argparse.Namespace, sites: list[Site]) -> None:
+def run(scratch: Scratch, options: argparse.Namespace, sites: list[Site]) -> int:
+    """Every pass loaded and reported; 1 when a pass missed a target, else 0."""
     scratch.env["GUNICORN_CMD_ARGS"] = worker_args(options)  # every server: floor and API
     floor, floor_url = start_sites(
         scratch, options.storages, sites, retry_writes=options.retry_writes
@@ -357,11 +357,11 @@ def run(scratch: Scratch, options: argparse.Namespace, sites: list[Site]) -> Non
     if options.json:
         raw = {p.site.storage: read_json(driver_output(scratch, p.site)) for p in passes}
         options.json.write_text(json.dumps(raw, indent=2))
-    for done in passes:
-        report(done, options)
+    met = [report(done, options) for done in passes]
     if len(passes) > 1:
         floors = ", ".join(f"{p.site.storage} pass {floor_rps(p.results):.1f}" for p in passes)
         print(f"\nfloor req/s (mean of each pass's floor runs, one floor server): {floors}")
+    return 0 if all(met) else 1
 
 
 def worker_args(options: argparse.Namespace) -> str:
@@ -738,7 +738,8 @@ def jobs_verified(jobs: dict[str, int]) -> bool:
 # ---- report ----------------------------------------------------------------------
 
 
-def report(done: Pass, options: argparse.Namespace) -> None:
+def report(done: Pass, options: argparse.Namespace) -> bool:
+    """A pass's table and checks; True when it met every target."""
     results, storage = done.results, done.site.storage
     targets = TARGETS[storage]
     metered = [w for w, r in zip(done.windows, results, strict=False) if w.name == r["name"]]
@@ -806,6 +807,7 @@ def report(done: Pass, options: argparse.Namespace) -> None:
             f"{', '.join(dict.fromkeys(suspect))}: those req/s are not reliable"
         )
     print_checks(done)
+    return not missed
 
 
 def print_memory(memory: dict[str, dict[int, int]]) -> list[str]:
