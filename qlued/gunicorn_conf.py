@@ -38,18 +38,24 @@ _check_settings()
 
 
 class RedactingLogger(Logger):
-    """gunicorn's logger, with `token=` values removed from access lines."""
+    """gunicorn's logger, with `token=` values and credentials removed from access lines.
 
-    def access(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
-        environ = dict(environ)
-        environ["QUERY_STRING"] = redact(environ.get("QUERY_STRING", ""))
-        environ["RAW_URI"] = redact(environ.get("RAW_URI", ""))  # the %(r)s request line
-        environ.pop("HTTP_AUTHORIZATION", None)
-        if getattr(req, "query", None):
-            req.query = redact(req.query)
-        if getattr(req, "uri", None):
-            req.uri = redact(req.uri)
-        super().access(resp, req, environ, request_time)
+    The atoms of a line are made (and so redacted) only when access logging is on: with
+    it off, as by default, a request costs nothing here.
+    """
+
+    def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key, value in atoms.items():
+            if key in _CREDENTIALS:
+                atoms[key] = "***"
+            elif isinstance(value, str):
+                atoms[key] = redact(value)
+        return atoms
+
+
+# Atoms of the request's Authorization header: `%({authorization}i)s`, `%({http_authorization}e)s`.
+_CREDENTIALS = frozenset({"{authorization}i", "{http_authorization}e"})
 
 
 REFUSALS = {

@@ -205,6 +205,12 @@ def test_gunicorn_access_lines_never_show_a_token(tmp_path):
     log_file = tmp_path / "access.log"
     config = Config()
     config.set("accesslog", str(log_file))
+    # every atom that may carry the token: request line, query, URI, headers, environ
+    config.set(
+        "access_log_format",
+        '"%(r)s" %(q)s %(U)s %({authorization}i)s %({http_authorization}e)s '
+        "%({query_string}e)s %({raw_uri}e)s %(s)s",
+    )
     access = RedactingLogger(config)
     uri = f"/api/v2/fermions/get_job_status?job_id=1&token={SECRET}"
 
@@ -232,4 +238,5 @@ def test_gunicorn_access_lines_never_show_a_token(tmp_path):
 
     line = log_file.read_text()
     assert "/api/v2/fermions/get_job_status" in line
+    assert "token=***" in line and " 200" in line
     assert SECRET not in line
