@@ -117,5 +117,8 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def _trusted(text: str) -> bool:
+    proxies = settings.TRUSTED_PROXIES
+    if not proxies:
+        return False  # as by default: no address is parsed for any request
     address = _address(text)
-    return address is not None and any(address in net for net in settings.TRUSTED_PROXIES)
+    return address is not None and any(address in net for net in proxies)
