@@ -11,6 +11,8 @@ lines. `--nosync` replaces os.fsync by a no-op (the disk's wait is then left out
 which is what the CPU cost of a post is measured without). `--ledger-rows N` first
 writes N finished jobs' rows into the ledger (as bench/grow_bench.py's full run has),
 to show what a large ledger costs each request.
+`--endpoint floor` profiles bench/floor_urls.py's constant endpoint under the same
+settings, what the other endpoints are compared with.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ BACKEND = f"{PROVIDER}_fermions_simulator"
 JOB = {"experiment_0": {"instructions": [["load", [0], []], ["measure", [0], []]],
                         "num_wires": 1, "shots": 3, "wire_order": "interleaved"}}  # fmt: skip
 ENDPOINTS = (
-    "get_config", "get_backend_status", "backends", "get_job_status", "get_job_result",
+    "floor", "get_config", "get_backend_status", "backends", "get_job_status", "get_job_result",
     "post_job",
 )  # fmt: skip
 
@@ -104,11 +106,14 @@ def call(app: Callable, env: dict[str, Any]) -> tuple[str, bytes]:
 
 
 def profile(options: argparse.Namespace, inner: dict[str, str]) -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qlued.settings")
+    floor = options.endpoint == "floor"  # bench/floor_urls.py, under qlued's settings
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.floor_settings" if floor else "qlued.settings"
     if options.nosync:
         os.fsync = lambda fd: None  # type: ignore[assignment]
     from qlued.wsgi import application as app
 
+    if floor:
+        return measure(app, lambda: environ("GET", "/api/v2/floor"), options)
     token = inner["token"]
     post = json.dumps({"job": json.dumps(JOB), "token": token}).encode()
     status, body = call(app, environ("POST", f"/api/v2/{BACKEND}/post_job", body=post))
@@ -124,6 +129,13 @@ def profile(options: argparse.Namespace, inner: dict[str, str]) -> int:
             return environ("GET", f"/api/v2/{BACKEND}/{name}", f"job_id={job_id}&token={token}")
         return environ("GET", f"/api/v2/{BACKEND}/{name}")
 
+    return measure(app, request, options)
+
+
+def measure(
+    app: Callable, request: Callable[[], dict[str, Any]], options: argparse.Namespace
+) -> int:
+    """CPU per request unprofiled, then under cProfile, and the profile's top lines."""
     for _ in range(50):  # warm: caches, lazy imports, the database connection
         status, body = call(app, request())
     say(f"{options.endpoint}: {status} {body[:120]!r}")
