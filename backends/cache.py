@@ -39,13 +39,29 @@ class TTLCache(Generic[V]):
             self.put(key, value)
         return value
 
-    def put(self, key: Hashable, value: V) -> None:
-        """Remember `value` for CACHE_SECONDS (nothing, when caching is off)."""
+    def held(self, key: Hashable) -> tuple[float, V] | None:
+        """(expiry, value) of `key` while it is fresh, else None; expiry is time.monotonic()'s."""
+        hit = self._data.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit
+        return None
+
+    def expiry(self, key: Hashable) -> float:
+        """When the value held for `key` goes stale (0.0 when none is held)."""
+        hit = self._data.get(key)
+        return hit[0] if hit is not None else 0.0
+
+    def put(self, key: Hashable, value: V, until: float | None = None) -> None:
+        """Remember `value` for CACHE_SECONDS, or only `until` when that comes sooner
+        (nothing, when caching is off)."""
         ttl = settings.CACHE_SECONDS
         if ttl > 0:
+            expiry = time.monotonic() + ttl
+            if until is not None:
+                expiry = min(expiry, until)
             if len(self._data) >= self._max:
                 self._data.clear()  # bounded memory beats a perfect hit rate
-            self._data[key] = (time.monotonic() + ttl, value)
+            self._data[key] = (expiry, value)
 
     def clear(self) -> None:
         self._data.clear()

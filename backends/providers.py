@@ -7,11 +7,14 @@ that deactivating a provider in the admin takes effect in every worker.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from storage_providers import StorageProvider, TypeUnavailable, build_provider
 from storage_providers.dropbox import DropboxOptions
@@ -38,7 +41,15 @@ class ProviderEntry:
 _entries: TTLCache[ProviderEntry | None] = TTLCache()
 _active: TTLCache[list[ProviderEntry]] = TTLCache()
 _objects: dict[int, tuple[ProviderEntry, ProviderOptions, StorageProvider]] = {}
-_options: dict[tuple, ProviderOptions] = {}
+OPTION_SETTINGS = frozenset(
+    {
+        "MONGODB_SERVER_SELECTION_TIMEOUT",
+        "MONGODB_CONNECT_TIMEOUT",
+        "MONGODB_SOCKET_TIMEOUT",
+        "DROPBOX_TIMEOUT",
+        "DROPBOX_CACHE_SECONDS",
+    }
+)
 
 
 def _snapshot(row: StorageProviderDb) -> ProviderEntry:
@@ -65,20 +76,17 @@ def active_entries() -> list[ProviderEntry]:
     )
 
 
+@functools.cache
 def provider_options() -> ProviderOptions:
-    """The settings every provider object of this process is built with (made once per values)."""
-    values = (
-        settings.MONGODB_SERVER_SELECTION_TIMEOUT,
-        settings.MONGODB_CONNECT_TIMEOUT,
-        settings.MONGODB_SOCKET_TIMEOUT,
-        settings.DROPBOX_TIMEOUT,
-        settings.DROPBOX_CACHE_SECONDS,
-    )
-    made = _options.get(values)
-    if made is None:
-        _options.clear()
-        made = _options[values] = _build_options()
-    return made
+    """The settings every provider object of this process is built with (made once; again
+    after one of them is changed, as tests do)."""
+    return _build_options()
+
+
+@receiver(setting_changed)
+def _options_changed(*, setting: str, **kwargs: object) -> None:
+    if setting in OPTION_SETTINGS:
+        provider_options.cache_clear()
 
 
 def _build_options() -> ProviderOptions:
@@ -120,6 +128,18 @@ def forget_providers() -> None:
     for _, _, provider in _objects.values():
         provider.close()
     _objects.clear()
+
+
+def is_current(entry: ProviderEntry, provider: StorageProvider) -> bool:
+    """Whether `provider` is still the object this process holds for `entry`, built with
+    the current options (not closed since, nor replaced)."""
+    held = _objects.get(entry.pk)
+    return held is not None and held[2] is provider and held[1] is provider_options()
+
+
+def entry_expiry(name: str) -> float:
+    """When the cached entry of provider `name` is read again (time.monotonic()'s)."""
+    return _entries.expiry(name)
 
 
 def provider_named(name: str) -> tuple[ProviderEntry, StorageProvider]:

@@ -22,7 +22,14 @@ from .auth import Caller
 from .cache import TTLCache
 from .errors import InvalidParameter, JobFailed, JobNotFound, StorageUnavailable, UnknownBackend
 from .models import OPEN_STATUSES, Job, JobStatus
-from .providers import ProviderEntry, active_entries, provider_for, provider_named
+from .providers import (
+    ProviderEntry,
+    active_entries,
+    entry_expiry,
+    is_current,
+    provider_for,
+    provider_named,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,7 @@ QISKIT_CONSTANTS = {
 NOT_YET = "The job is done, but its result is not written yet. Try again in a moment."
 
 _configs: TTLCache[BackendConfigIn | None] = TTLCache()
+_backends: TTLCache[Backend] = TTLCache()  # resolve_backend's answers, by URL name
 _listing: TTLCache[list[dict]] = TTLCache()
 _ledger: TTLCache[bool] = TTLCache()
 # Finished jobs are read again and again by polling clients; what they read cannot change.
@@ -100,13 +108,24 @@ def stored_config(entry: ProviderEntry, provider: StorageProvider, display: str)
 
 
 def resolve_backend(name: str, default_storage: str) -> Backend:
-    """The backend named in a URL, or UnknownBackend (404) before storage is touched."""
+    """The backend named in a URL, or UnknownBackend (404) before storage is touched.
+
+    A name resolved already is answered from memory until the first of its parts (the
+    provider's entry, the stored config) is due to be read again, so that it is never
+    older than they may be; an unknown name is never remembered.
+    """
+    key = (name, default_storage)
+    held = _backends.held(key)
+    if held is not None and is_current(held[1].entry, held[1].provider):
+        return held[1]
     provider_name, display, suffix = split_name(name, default_storage)
     entry, provider = provider_named(provider_name)
     config = stored_config(entry, provider, display)
     backend = Backend(entry, provider, display, config)
     if suffix is not None and suffix != SUFFIXES[config.simulator]:
         raise UnknownBackend()
+    until = min(entry_expiry(provider_name), _configs.expiry((entry, display)))
+    _backends.put(key, backend, until=until)
     return backend
 
 

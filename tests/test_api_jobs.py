@@ -682,6 +682,24 @@ def test_an_edited_config_is_served_within_cache_seconds(client, storage, clock)
     assert (before, cached, description()) == (FERMIONS_CONFIG["description"], before, "Edited.")
 
 
+def test_a_backend_first_named_late_is_unknown_once_its_provider_entry_runs_out(
+    client, storage, clock, local_provider
+):
+    """A resolved name is remembered no longer than the provider entry it was made from."""
+    storage.upload_config("lattice", {**copy.deepcopy(FERMIONS_CONFIG), "display_name": "lattice"})
+
+    def served(name: str) -> int:
+        return client.get(f"{V2}/{name}/get_backend_status").status_code
+
+    first = served(BACKEND)  # the provider's entry is read now
+    clock[0] += 1.5
+    late = served("alqor_lattice_simulator")  # its config is read now, the entry is not
+    StorageProviderDb.objects.filter(pk=local_provider.pk).update(is_active=False)
+    clock[0] += 0.6  # past the entry's CACHE_SECONDS, within the config's
+
+    assert (first, late, served("alqor_lattice_simulator")) == (200, 200, 404)
+
+
 @pytest.mark.parametrize("endpoint", JOB_ENDPOINTS)
 def test_a_deactivated_token_is_refused_at_once_with_caches_off(api, endpoint):
     job_id = api.post_id()
