@@ -1,7 +1,7 @@
 """Where one worker's time goes: v2 endpoints through Django's WSGI handler, under cProfile.
 
     .venv/bin/python bench/profile_api.py [--endpoint post_job] [--requests 2000]
-        [--top 25] [--sort tottime] [--nosync] [--ledger-rows N]
+        [--top 25] [--sort tottime] [--nosync] [--ledger-rows N] [--dump FILE]
 
 Sets up a scratch install as bench/api_bench.py does (SQLite, the local provider,
 DEBUG off), then, in a child process with that install's settings, calls the WSGI
@@ -54,6 +54,7 @@ def main() -> int:
     parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"))
     parser.add_argument("--nosync", action="store_true")
     parser.add_argument("--ledger-rows", type=int, default=0, metavar="N")
+    parser.add_argument("--dump", metavar="FILE", help="also write the raw profile (pstats) here")
     parser.add_argument("--inner", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.inner:
@@ -147,8 +148,8 @@ def measure(
         1000 * (b - a) / options.requests for a, b in zip(times0[:2], times[:2], strict=True)
     )
     say(
-        f"{options.requests} requests unprofiled: {user + system:.2f} ms CPU "
-        f"({user:.2f} user, {system:.2f} system), {1000 * wall / options.requests:.2f} ms wall each"
+        f"{options.requests} requests unprofiled: {user + system:.3f} ms CPU "
+        f"({user:.3f} user, {system:.3f} system), {1000 * wall / options.requests:.2f} ms wall each"
     )
     profiler = cProfile.Profile()
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -162,6 +163,8 @@ def measure(
         f"{options.requests} requests: {1000 * cpu / options.requests:.2f} ms CPU, "
         f"{1000 * wall / options.requests:.2f} ms wall each (profiled, so slower than served)"
     )
+    if options.dump:
+        profiler.dump_stats(options.dump)
     stats = pstats.Stats(profiler, stream=sys.stdout)
     stats.strip_dirs().sort_stats(options.sort).print_stats(options.top)
     return 0
