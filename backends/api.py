@@ -142,7 +142,7 @@ def make_api(mount: Mount) -> NinjaAPI:
     @api.get("/{backend}/get_backend_status", response={200: BackendStatusOut, **ERRORS})
     def get_backend_status(request: HttpRequest, backend: str) -> HttpResponse:
         found = backend_named(backend)
-        return json_response(selectors.backend_status(found, settings.T_TIMEOUT))
+        return json_bytes_response(selectors.backend_status_json(found, settings.T_TIMEOUT))
 
     @api.post(
         "/{backend}/post_job",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +54,8 @@ _final_statuses: TTLCache[dict] = TTLCache()
 _results: TTLCache[dict] = TTLCache(max_entries=64)  # results can be large
 # get_config's rendered answer, with the config it was rendered from.
 _config_answers: TTLCache[tuple[BackendConfigIn, bytes]] = TTLCache()
+# get_backend_status's, likewise; it holds until `operational` would turn.
+_status_answers: TTLCache[tuple[BackendConfigIn, bytes]] = TTLCache()
 FINAL = frozenset({"DONE", "ERROR"})
 
 
@@ -168,21 +171,44 @@ def served_config_json(backend: Backend, url_base: str) -> bytes:
 
 def backend_status(backend: Backend, timeout_seconds: float) -> dict:
     """BackendStatusSchemaOut: operational while a spooler looked at its queue recently."""
+    return _status_and_turn(backend, timeout_seconds)[0]
+
+
+def _status_and_turn(backend: Backend, timeout_seconds: float) -> tuple[dict, float | None]:
+    """backend_status, and in how many seconds `operational` turns false (None: it will not
+    before the config is read again)."""
     c = backend.config
     checked = c.last_queue_check
-    operational = False
+    operational, turns = False, None
     if checked is not None:
         if checked.tzinfo is None:
             checked = checked.replace(tzinfo=UTC)  # Mongo hands back naive UTC
         age = (datetime.now(UTC) - checked).total_seconds()
         operational = age <= timeout_seconds
-    return {
+        if operational:
+            turns = timeout_seconds - age
+    status = {
         "backend_name": backend.full_name,
         "backend_version": c.version,
         "operational": operational,
         "pending_jobs": c.pending_jobs or 0,
         "status_msg": c.status_msg or "",
     }
+    return status, turns
+
+
+def backend_status_json(backend: Backend, timeout_seconds: float) -> bytes:
+    """backend_status as JSON, rendered again only when the config is read again or when
+    `operational` turns (a poll of it is then a dict lookup)."""
+    key = (backend.entry.pk, backend.display, timeout_seconds)
+    held = _status_answers.held(key)
+    if held is not None and held[1][0] is backend.config:
+        return held[1][1]
+    status, turns = _status_and_turn(backend, timeout_seconds)
+    body = orjson.dumps(status)
+    until = None if turns is None else time.monotonic() + turns
+    _status_answers.put(key, (backend.config, body), until=until)
+    return body
 
 
 def list_backends(url_base: str) -> list[dict]:

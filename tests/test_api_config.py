@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -422,6 +423,23 @@ def test_backend_status_goes_off_when_the_spooler_stops_stamping(client, storage
     after = client.get(f"{V2}/fermions/get_backend_status").json()["operational"]
 
     assert (before, after) == (True, False)
+
+
+def test_a_remembered_status_turns_off_when_its_queue_check_grows_too_old(
+    client, storage, settings
+):
+    """With caches on, the config is not read again, but `operational` still turns on time."""
+    settings.CACHE_SECONDS = 60
+    settings.T_TIMEOUT = 1
+    stamp(storage, "fermions", last_queue_check=ago(0.2))
+
+    def operational() -> bool:
+        return client.get(f"{V2}/fermions/get_backend_status").json()["operational"]
+
+    before = [operational(), operational()]
+    time.sleep(1.0)  # the stamp is older than T_TIMEOUT now; the cached config is not
+
+    assert (before, operational()) == ([True, True], False)
 
 
 # ---- backends -------------------------------------------------------------------------------
