@@ -9,6 +9,7 @@ the edge: result status words, `data.counts`, the `json` parameter, and the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Query
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from pydantic import BaseModel
 
 from storage_providers import StorageError
 
@@ -195,7 +197,44 @@ def make_api(mount: Mount) -> NinjaAPI:
         return json_response(answer)
 
     _jobs_endpoints(api, backend_named)
+    _captured_path_params(api)
     return api
+
+
+def _captured_path_params(api: NinjaAPI) -> None:
+    """Hand plain `str` path parameters (`{backend}`, `{job_id}`) to the views as Django's
+    route captured them.
+
+    ninja runs each operation's path parameters through a pydantic model; for a plain
+    `str` that can neither change nor refuse what the route matched, and in profiles of
+    get_backend_status it cost as much as the view itself. The models stay, unchanged,
+    for the OpenAPI schema; parameters with an alias, a constraint or another type keep
+    ninja's validation.
+    """
+    for view in api.default_router.path_operations.values():
+        for operation in view.operations:
+            for model in operation.models:
+                if model.__ninja_param_source__ == "path" and _plain_str_fields(model):
+                    names = tuple(model.model_fields)
+                    model.resolve = classmethod(_take(names))  # type: ignore[method-assign]
+
+
+def _plain_str_fields(model: type[BaseModel]) -> bool:
+    flat = getattr(model, "__ninja_flatten_map__", {})
+    return all(
+        field.annotation is str
+        and not field.metadata
+        and field.alias in (None, name)
+        and flat.get(name) == (name,)
+        for name, field in model.model_fields.items()
+    )
+
+
+def _take(names: tuple[str, ...]) -> Callable[..., dict[str, str]]:
+    def resolve(cls: type, request: HttpRequest, api: NinjaAPI, path_params: dict) -> dict:
+        return {name: path_params[name] for name in names}
+
+    return resolve
 
 
 def _jobs_endpoints(api: NinjaAPI, backend_named: Any) -> None:

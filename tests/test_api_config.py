@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -516,3 +517,24 @@ def test_backends_on_the_qiskit_mount_points_urls_at_that_mount(client, storage,
         200,
         [fermions(f"https://qlued.example.org{QISKIT}/")],
     )
+
+
+# ---- the docs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mount", [V2, QISKIT])
+def test_the_docs_describe_every_path_parameter_as_a_required_string(client, mount):
+    """Path parameters reach the views as the route captured them; the schema still says so."""
+    schema = client.get(f"{mount}/openapi.json").json()
+
+    described, expected = {}, {}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for name in re.findall(r"{(\w+)}", path):
+                expected[(path, method, name)] = (True, "string")
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path":
+                    key = (path, method, parameter["name"])
+                    described[key] = (parameter["required"], parameter["schema"]["type"])
+
+    assert len(expected) >= 7 and described == expected
