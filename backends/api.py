@@ -134,7 +134,7 @@ def make_api(mount: Mount) -> NinjaAPI:
 
     @api.get("/backends", response=list[BackendConfigOut], summary="Every backend's config")
     def backends(request: HttpRequest) -> HttpResponse:
-        return json_response(selectors.list_backends(url_base(request)))
+        return json_bytes_response(selectors.list_backends_json(url_base(request)))
 
     @api.get("/{backend}/get_config", response={200: BackendConfigOut, **ERRORS})
     def get_config(request: HttpRequest, backend: str) -> HttpResponse:

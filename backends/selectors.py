@@ -47,7 +47,7 @@ NOT_YET = "The job is done, but its result is not written yet. Try again in a mo
 
 _configs: TTLCache[BackendConfigIn | None] = TTLCache()
 _backends: TTLCache[Backend] = TTLCache()  # resolve_backend's answers, by URL name
-_listing: TTLCache[list[dict]] = TTLCache()
+_listing: TTLCache[bytes] = TTLCache()
 _ledger: TTLCache[bool] = TTLCache()
 # Finished jobs are read again and again by polling clients; what they read cannot change.
 _final_statuses: TTLCache[dict] = TTLCache()
@@ -211,9 +211,10 @@ def backend_status_json(backend: Backend, timeout_seconds: float) -> bytes:
     return body
 
 
-def list_backends(url_base: str) -> list[dict]:
-    """Served configs of every backend of every active provider, `dummy` ones left out."""
-    return _listing.get(url_base, lambda: _collect_backends(url_base))
+def list_backends_json(url_base: str) -> bytes:
+    """Served configs of every backend of every active provider, `dummy` ones left out, as
+    JSON (rendered once per CACHE_SECONDS: a poll of it is then a dict lookup)."""
+    return _listing.get(url_base, lambda: orjson.dumps(_collect_backends(url_base)))
 
 
 def _collect_backends(url_base: str) -> list[dict]:
