@@ -30,9 +30,8 @@ class TTLCache(Generic[V]):
     ) -> V:
         """The cached value of `key`, loading it when absent or stale (and, with `keep`,
         remembering only values it approves)."""
-        now = time.monotonic()
-        hit = self._data.get(key)
-        if hit is not None and hit[0] > now:
+        hit = self.held(key)
+        if hit is not None:
             return hit[1]
         value = load()
         if keep is None or keep(value):

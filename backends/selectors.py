@@ -6,6 +6,7 @@ import base64
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -158,14 +159,28 @@ def served_config(backend: Backend, url_base: str) -> dict:
 def served_config_json(backend: Backend, url_base: str) -> bytes:
     """served_config as JSON, rendered once per config (a poll of it is a dict lookup)."""
     key = (backend.entry.pk, backend.display, url_base)
+    return _rendered(
+        _config_answers,
+        key,
+        backend,
+        lambda: (orjson.dumps(served_config(backend, url_base)), None),
+    )
 
-    def render() -> tuple[BackendConfigIn, bytes]:
-        return backend.config, orjson.dumps(served_config(backend, url_base))
 
-    config, body = _config_answers.get(key, render)
-    if config is not backend.config:  # the config was read again since: so is the answer
-        config, body = render()
-        _config_answers.put(key, (config, body))
+def _rendered(
+    cache: TTLCache[tuple[BackendConfigIn, bytes]],
+    key: Hashable,
+    backend: Backend,
+    render: Callable[[], tuple[bytes, float | None]],
+) -> bytes:
+    """An answer rendered from `backend.config`, kept with that config: made again once the
+    config was read again since, or when the seconds `render` gave with it have passed."""
+    held = cache.held(key)
+    if held is not None and held[1][0] is backend.config:
+        return held[1][1]
+    body, lasts = render()
+    until = None if lasts is None else time.monotonic() + lasts
+    cache.put(key, (backend.config, body), until=until)
     return body
 
 
@@ -200,15 +215,14 @@ def _status_and_turn(backend: Backend, timeout_seconds: float) -> tuple[dict, fl
 def backend_status_json(backend: Backend, timeout_seconds: float) -> bytes:
     """backend_status as JSON, rendered again only when the config is read again or when
     `operational` turns (a poll of it is then a dict lookup)."""
-    key = (backend.entry.pk, backend.display, timeout_seconds)
-    held = _status_answers.held(key)
-    if held is not None and held[1][0] is backend.config:
-        return held[1][1]
-    status, turns = _status_and_turn(backend, timeout_seconds)
-    body = orjson.dumps(status)
-    until = None if turns is None else time.monotonic() + turns
-    _status_answers.put(key, (backend.config, body), until=until)
-    return body
+
+    def render() -> tuple[bytes, float | None]:
+        status, turns = _status_and_turn(backend, timeout_seconds)
+        return orjson.dumps(status), turns
+
+    return _rendered(
+        _status_answers, (backend.entry.pk, backend.display, timeout_seconds), backend, render
+    )
 
 
 def list_backends_json(url_base: str) -> bytes:
