@@ -1,11 +1,15 @@
 """A folder on a local (or shared network) disk, in the layout of SPEC §6.
 
-Writes go to a temporary file in the target folder (its name does not end in
-`.json`, because spoolers list `*.json`), are fsynced, then renamed into place,
-so a reader never sees half a document. The folder is fsynced after the rename
-too (and every folder made on the way), so that an answered post survives a power
-cut; threads renaming into one folder at once share that fsync (`GroupSync`). A
-claim is a rename, which exactly one of several competing spoolers wins.
+Writes go to a temporary file in the target folder, are fsynced, then linked or
+renamed into place, so a reader never sees half a document. A new document's file
+is made without a name (O_TMPFILE, where the filesystem offers it) and linked in
+once synced, so nothing is left behind when a write fails or the process dies; an
+overwrite, and a filesystem without O_TMPFILE, use a named temporary file (its name
+does not end in `.json`, because spoolers list `*.json`). The folder is fsynced
+after the link or rename too (and every folder made on the way), so that an
+answered post survives a power cut; threads naming files in one folder at once share
+that fsync (`GroupSync`). A claim is a rename, which exactly one of several
+competing spoolers wins.
 """
 
 from __future__ import annotations
@@ -69,6 +73,56 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+class _Unnamed:
+    """New files made without a name (O_TMPFILE), linked in through /proc once synced.
+
+    Cheaper than a named temporary file (no name to add to the folder and take out
+    again) and it leaves no litter. Off for good in a process once the filesystem or
+    the system refuses it: the named temporary file then serves.
+    """
+
+    # What open(O_TMPFILE) answers where the filesystem or the kernel has no such files.
+    UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
+
+    def __init__(self) -> None:
+        self.usable = hasattr(os, "O_TMPFILE")
+        self._proc: int | None = None  # /proc itself is the same in every forked worker
+
+    def open(self, folder: str) -> int | None:
+        """A nameless file in `folder`, or None when this process cannot make them."""
+        if not self.usable:
+            return None
+        if self._proc is None:
+            try:
+                self._proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                self.usable = False
+                return None
+        try:
+            return os.open(folder, os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno not in self.UNSUPPORTED:
+                raise  # the folder is gone (FileNotFoundError), the disk is full, ...
+            self.usable = False
+            return None
+
+    def link(self, fd: int, path: str) -> bool:
+        """Give the file open as `fd` its name `path`: False (and off from now on) when
+        /proc cannot name it; FileExistsError when the name is taken, FileNotFoundError
+        when its folder is gone."""
+        try:
+            os.link(f"self/fd/{fd}", path, src_dir_fd=self._proc, follow_symlinks=True)
+        except FileNotFoundError:
+            if not os.path.isdir(os.path.dirname(path)):
+                raise
+            self.usable = False  # the folder is there: /proc has no such descriptor
+            return False
+        return True
+
+
+_UNNAMED = _Unnamed()
 
 
 def _read_bytes(path: str) -> bytes:
@@ -155,6 +209,10 @@ class LocalProvider(StorageProvider):
         self, folder: str, doc_id: str, data: bytes, create: bool, durable: bool
     ) -> None:
         path = f"{folder}/{doc_id}.json"
+        if create:
+            fd = _UNNAMED.open(folder)
+            if fd is not None and self._link_unnamed(fd, folder, path, doc_id, data, durable):
+                return
         tmp = f"{folder}/.{doc_id}.{os.urandom(8).hex()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         named = False
@@ -178,6 +236,27 @@ class LocalProvider(StorageProvider):
                 _unlink(tmp)  # the second name after link, or litter
         if durable:
             _FOLDER_SYNC.sync(folder)  # the new name itself, not only the data
+
+    @staticmethod
+    def _link_unnamed(
+        fd: int, folder: str, path: str, doc_id: str, data: bytes, durable: bool
+    ) -> bool:
+        """`data` into the nameless file `fd`, synced, then named `path` (never replacing);
+        False when it could not be named here, and nothing was made."""
+        try:
+            _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+            try:
+                if not _UNNAMED.link(fd, path):
+                    return False
+            except FileExistsError:
+                raise AlreadyExists(f"{doc_id}.json already exists") from None
+        finally:
+            os.close(fd)  # unnamed, the file goes with its last descriptor
+        if durable:
+            _FOLDER_SYNC.sync(folder)  # the new name itself, not only the data
+        return True
 
     def _move(self, src: Ref, dst: Ref) -> None:
         source, target = self._path(src), self._path(dst)

@@ -4,7 +4,8 @@ The proof records the system calls of a live gunicorn with `strace -f` while it
 answers posts, one and then eight at once, on a sync worker and on gthread workers
 (whose concurrent posts share the folders' and the ledger's fsyncs), and checks, for
 each, that before the response's first byte went to the socket: the status and queue
-files' data were fsynced before their names were linked in, the folders holding those
+files' data were fsynced before their names were linked in (from a named temporary
+file, or a nameless one through /proc), the folders holding those
 names (and every folder made for them) were fsynced after, and the ledger's SQLite
 write-ahead log was synced after its last write. A flush counts only if it began after
 the write it covers had returned, in whichever thread ran it.
@@ -220,12 +221,22 @@ def _check_file(window: list[Call], target: str) -> None:
     ]
     assert named, f"{target} was not written in this request"
     link = named[-1]
-    tmp = link.strings()[0]
     assert any(
-        c.name in ("fsync", "fdatasync") and c.fd_path() == tmp and c.end < link.start
+        c.name in ("fsync", "fdatasync") and _is_source(c, link) and c.end < link.start
         for c in window
     ), f"the data of {target} was not synced before its name"
     assert _synced(window, str(Path(target).parent), link), f"the folder of {target} not synced"
+
+
+def _is_source(flush: Call, link: Call) -> bool:
+    """Whether `flush` synced the file that `link` names: a named temporary file, or a
+    nameless one (O_TMPFILE) linked in through /proc as `self/fd/N` by the same thread."""
+    source = link.strings()[0]
+    if not source.startswith("self/fd/"):
+        return flush.fd_path() == source
+    folder = str(Path(link.strings()[-1]).parent)
+    fd = source.removeprefix("self/fd/")
+    return flush.pid == link.pid and flush.args.startswith(f"{fd}<{folder}/#")
 
 
 def _check_folders_made(window: list[Call], base: str) -> None:

@@ -196,6 +196,46 @@ def test_a_created_document_is_never_overwritten(local):
     assert [f for f in every_file(local.base_path) if ".tmp" in f] == []
 
 
+def test_a_writer_killed_before_naming_a_new_document_leaves_nothing_behind(local):
+    """A worker that dies mid-post leaves no temporary file for the operator to find."""
+    job_id = local.new_job_id("fermions", "alice")
+    before = every_file(local.base_path)
+    child = os.fork()
+    if child == 0:  # the writer: it dies just before the document would get its name
+        os.link = lambda *args, **kwargs: os._exit(0)  # type: ignore[assignment]
+        try:
+            local.write(Ref(Place.STATUS, job_id, "fermions"), {"status": "x"}, create=True)
+        finally:
+            os._exit(1)
+    _, code = os.waitpid(child, 0)
+
+    assert os.waitstatus_to_exitcode(code) == 0  # it did die there
+    assert every_file(local.base_path) == before
+
+
+def test_new_documents_are_still_written_where_proc_cannot_name_open_files(
+    local, tmp_path, monkeypatch
+):
+    """Without a usable /proc the named temporary file serves, and nothing is lost."""
+    from storage_providers import local as medium
+
+    unnamed = medium._Unnamed()
+    monkeypatch.setattr(medium, "_UNNAMED", unnamed)
+    assert unnamed.open(str(local.base_path)) is not None  # it opens /proc, then a file
+    not_proc = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)  # has no self/fd/N
+    monkeypatch.setattr(unnamed, "_proc", not_proc)
+    try:
+        job_id = submit(local)
+        second = submit(local)
+    finally:
+        os.close(not_proc)
+
+    assert not unnamed.usable
+    assert spooler_queue(local.base_path, "fermions") == sorted([job_id, second])
+    assert local.get_status("fermions", job_id)["status"] == "INITIALIZING"
+    assert [f for f in every_file(local.base_path) if not f.endswith(".json")] == []
+
+
 def test_a_document_a_foreign_writer_is_rewriting_in_place_is_read_once_whole(local):
     """sqooler truncates and rewrites files in place: the reader waits that out."""
     job_id = submit(local)
