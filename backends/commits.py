@@ -4,7 +4,7 @@ With `synchronous=FULL` SQLite fsyncs its write-ahead log inside COMMIT, holding
 database's one write lock all the while, so concurrent posts queue behind one another's
 fsync, and SQLite's busy handler puts the ones waiting to sleep. Inside `durable_commits`
 the connection commits with `synchronous=NORMAL` instead (the log is written, not
-synced), and when the block ends the log is synced through a `GroupSync`: one fsync,
+synced), and when the block ends the log is synced through a `GroupSync`: one flush,
 after the lock is released, covers every commit that threads of this worker wrote before
 it began. The row is durable when the block returns, and the post answers only after.
 
@@ -33,7 +33,9 @@ def _sync_file(path: str) -> None:
     except FileNotFoundError:
         return  # checkpointed into the database file, which was synced, and removed
     try:
-        os.fsync(fd)
+        # SQLite's own log syncs are fdatasync too: the frames and the log's length, not
+        # its times (a log rewound after a checkpoint keeps its length).
+        os.fdatasync(fd)
     finally:
         os.close(fd)
 

@@ -7,8 +7,8 @@ Sets up a scratch install as bench/api_bench.py does (SQLite, the local provider
 DEBUG off), then, in a child process with that install's settings, calls the WSGI
 application the workers serve once per request, as gunicorn's sync worker would,
 with no socket in between. Prints the CPU time per request and the profile's top
-lines. `--nosync` replaces os.fsync by a no-op (the disk's wait is then left out,
-which is what the CPU cost of a post is measured without). `--ledger-rows N` first
+lines. `--nosync` replaces os.fsync and os.fdatasync by no-ops (the disk's wait is then
+left out, which is what the CPU cost of a post is measured without). `--ledger-rows N` first
 writes N finished jobs' rows into the ledger (as bench/grow_bench.py's full run has),
 to show what a large ledger costs each request.
 `--endpoint floor` profiles bench/floor_urls.py's constant endpoint under the same
@@ -110,7 +110,7 @@ def profile(options: argparse.Namespace, inner: dict[str, str]) -> int:
     floor = options.endpoint == "floor"  # bench/floor_urls.py, under qlued's settings
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.floor_settings" if floor else "qlued.settings"
     if options.nosync:
-        os.fsync = lambda fd: None  # type: ignore[assignment]
+        os.fsync = os.fdatasync = lambda fd: None  # type: ignore[assignment]
     from qlued.wsgi import application as app
 
     if floor:
