@@ -8,9 +8,9 @@ DEBUG off), then, in a child process with that install's settings, calls the WSG
 application the workers serve once per request, as gunicorn's sync worker would,
 with no socket in between. Prints the CPU time per request and the profile's top
 lines. `--nosync` replaces os.fsync and os.fdatasync by no-ops (the disk's wait is then
-left out, which is what the CPU cost of a post is measured without). `--ledger-rows N` first
-writes N finished jobs' rows into the ledger (as bench/grow_bench.py's full run has),
-to show what a large ledger costs each request.
+left out, which is what the CPU cost of a post is measured without). `--ledger-rows N`
+first writes N finished jobs' rows into the ledger (as bench/grow_bench.py's full run
+has), to show what a large ledger costs each request.
 `--endpoint floor` profiles bench/floor_urls.py's constant endpoint under the same
 settings, what the other endpoints are compared with.
 """

@@ -125,6 +125,52 @@ class _Unnamed:
 _UNNAMED = _Unnamed()
 
 
+def _write_unnamed(folder: str, path: str, doc_id: str, data: bytes, durable: bool) -> bool:
+    """`data` into a nameless file in `folder`, synced, then named `path` (never replacing);
+    False when this process cannot make or name such files, and nothing was made."""
+    fd = _UNNAMED.open(folder)
+    if fd is None:
+        return False
+    try:
+        _write_all(fd, data)
+        if durable:
+            os.fsync(fd)
+        try:
+            return _UNNAMED.link(fd, path)
+        except FileExistsError:
+            raise AlreadyExists(f"{doc_id}.json already exists") from None
+    finally:
+        os.close(fd)  # unnamed, the file goes with its last descriptor
+
+
+def _write_named(
+    folder: str, path: str, doc_id: str, data: bytes, create: bool, durable: bool
+) -> None:
+    """`data` into a named temporary file in `folder`, synced, then linked as `path` when
+    `create` (never replacing), else renamed over it."""
+    tmp = f"{folder}/.{doc_id}.{os.urandom(8).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    named = False
+    try:
+        try:
+            _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if create:
+            try:
+                os.link(tmp, path)  # fails, unlike rename, when the target exists
+            except FileExistsError:
+                raise AlreadyExists(f"{doc_id}.json already exists") from None
+        else:
+            os.replace(tmp, path)
+            named = True  # the temporary name is gone with the rename
+    finally:
+        if not named:
+            _unlink(tmp)  # the second name after link, or litter
+
+
 def _read_bytes(path: str) -> bytes:
     with open(path, "rb") as file:
         return file.read()
@@ -209,54 +255,10 @@ class LocalProvider(StorageProvider):
         self, folder: str, doc_id: str, data: bytes, create: bool, durable: bool
     ) -> None:
         path = f"{folder}/{doc_id}.json"
-        if create:
-            fd = _UNNAMED.open(folder)
-            if fd is not None and self._link_unnamed(fd, folder, path, doc_id, data, durable):
-                return
-        tmp = f"{folder}/.{doc_id}.{os.urandom(8).hex()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        named = False
-        try:
-            try:
-                _write_all(fd, data)
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            if create:
-                try:
-                    os.link(tmp, path)  # fails, unlike rename, when the target exists
-                except FileExistsError:
-                    raise AlreadyExists(f"{doc_id}.json already exists") from None
-            else:
-                os.replace(tmp, path)
-                named = True  # the temporary name is gone with the rename
-        finally:
-            if not named:
-                _unlink(tmp)  # the second name after link, or litter
+        if not (create and _write_unnamed(folder, path, doc_id, data, durable)):
+            _write_named(folder, path, doc_id, data, create, durable)
         if durable:
             _FOLDER_SYNC.sync(folder)  # the new name itself, not only the data
-
-    @staticmethod
-    def _link_unnamed(
-        fd: int, folder: str, path: str, doc_id: str, data: bytes, durable: bool
-    ) -> bool:
-        """`data` into the nameless file `fd`, synced, then named `path` (never replacing);
-        False when it could not be named here, and nothing was made."""
-        try:
-            _write_all(fd, data)
-            if durable:
-                os.fsync(fd)
-            try:
-                if not _UNNAMED.link(fd, path):
-                    return False
-            except FileExistsError:
-                raise AlreadyExists(f"{doc_id}.json already exists") from None
-        finally:
-            os.close(fd)  # unnamed, the file goes with its last descriptor
-        if durable:
-            _FOLDER_SYNC.sync(folder)  # the new name itself, not only the data
-        return True
 
     def _move(self, src: Ref, dst: Ref) -> None:
         source, target = self._path(src), self._path(dst)

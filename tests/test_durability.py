@@ -5,9 +5,9 @@ answers posts, one and then eight at once, on a sync worker and on gthread worke
 (whose concurrent posts share the folders' and the ledger's fsyncs), and checks, for
 each, that before the response's first byte went to the socket: the status and queue
 files' data were fsynced before their names were linked in (from a named temporary
-file, or a nameless one through /proc), the folders holding those
-names (and every folder made for them) were fsynced after, and the ledger's SQLite
-write-ahead log was synced after its last write. A flush counts only if it began after
+file, or a nameless one through /proc), the folders holding those names (and every
+folder made for them) were fsynced after, and the ledger's SQLite write-ahead log was
+synced after its last write. A flush counts only if it began after
 the write it covers had returned, in whichever thread ran it.
 """
 

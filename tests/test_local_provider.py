@@ -221,7 +221,9 @@ def test_new_documents_are_still_written_where_proc_cannot_name_open_files(
 
     unnamed = medium._Unnamed()
     monkeypatch.setattr(medium, "_UNNAMED", unnamed)
-    assert unnamed.open(str(local.base_path)) is not None  # it opens /proc, then a file
+    made = unnamed.open(str(local.base_path))  # it opens /proc, then a file
+    assert made is not None
+    os.close(made)
     not_proc = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)  # has no self/fd/N
     monkeypatch.setattr(unnamed, "_proc", not_proc)
     try:
